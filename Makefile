@@ -1,0 +1,80 @@
+# Two commands do everything: `make test` and `make book`. Both set up .venv on first use.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.mmbook-installed
+MATHJAX := book/assets/mathjax/tex-mml-chtml.js
+NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb))
+NB ?= $(NOTEBOOKS)
+NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg -p tests.nbval_budget \
+         --nbval-cell-timeout 300 -p no:cacheprovider
+# Progress bars would make stored outputs differ; readers running notebooks still see them.
+export TQDM_DISABLE := 1
+export PYTHONHASHSEED := 0
+
+.PHONY: help setup test unit nbval-cpu nbval-gpu site-test book serve notebooks clean
+
+help:
+	@echo "make test       unit tests, nbval on the CPU kernel (and GPU kernel if CUDA), site checks"
+	@echo "make book       build the website into _build/html from the stored outputs"
+	@echo "make serve      serve _build/html on http://127.0.0.1:8000"
+	@echo "make notebooks  re-execute notebooks in place on the CPU kernel (NB=path to pick one)"
+	@echo "make clean      remove build outputs"
+
+# ---------------------------------------------------------------- set-up
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[book,test]"
+	$(PY) -m mmlib.kernels install
+	@touch $@
+
+setup: $(STAMP)
+
+$(MATHJAX):
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/npm mathjax@3.2.2
+	rm -rf book/assets/mathjax && mkdir -p book/assets
+	cp -r $(VENV)/npm/node_modules/mathjax/es5 book/assets/mathjax
+
+# ---------------------------------------------------------------- tests
+test: unit nbval-cpu nbval-gpu site-test
+
+unit: $(STAMP)
+	$(PY) -m pytest tests --ignore=tests/site --cov=mmlib --cov-report=term --cov-fail-under=90
+
+nbval-cpu: $(STAMP)
+	$(PY) -m pytest $(NBVAL) --nbval-kernel-name mmbook-cpu $(NOTEBOOKS)
+
+nbval-gpu: $(STAMP)
+	@if $(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then \
+	  $(PY) -m pytest $(NBVAL) --nbval-kernel-name mmbook-gpu $(NOTEBOOKS); \
+	else echo "GPU kernel validation skipped: no CUDA device"; fi
+
+site-test: book
+	$(PY) -m pytest tests/site
+
+# ---------------------------------------------------------------- the book
+book: $(STAMP) $(MATHJAX)
+	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
+
+serve:
+	@test -f _build/html/index.html || $(MAKE) book
+	$(PY) -m http.server 8000 --bind 127.0.0.1 --directory _build/html
+
+notebooks: $(STAMP)
+	@for nb in $(NB); do \
+	  start=$$(date +%s%N); \
+	  $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.kernel_name=mmbook-cpu --ExecutePreprocessor.timeout=600 \
+	    --log-level=WARN "$$nb"; \
+	  $(VENV)/bin/nbstripout --keep-output --keep-count "$$nb"; \
+	  echo "$$nb: $$(( ($$(date +%s%N) - start) / 1000000 )) ms"; \
+	done
+
+clean:
+	rm -rf _build .pytest_cache .coverage
+	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +

@@ -1,0 +1,127 @@
+"""Input checks shared by the whole package.
+
+Every public function of mmlib checks its arguments with these helpers, so that bad
+input gets a ``TypeError`` or ``ValueError`` that names the argument, the expected
+form and what was given, before torch fails somewhere deep inside.
+Messages read: ``"<name> must be <expected>, got <given>"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+
+
+def describe(value: object) -> str:
+    """A short description of ``value`` for an error message."""
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"{type(value).__name__} {value!r}"[:120]
+
+
+def check_tensor(
+    name: str,
+    value: object,
+    *,
+    ndim: int | None = None,
+    dtype: str | torch.dtype | None = None,
+    shape: Sequence[int | None] | None = None,
+    allow_empty: bool = False,
+    finite: bool = False,
+) -> torch.Tensor:
+    """Check that ``value`` is a tensor of the expected form and return it.
+
+    ``dtype`` is a torch dtype, or ``"float"`` (any floating dtype) or ``"integer"``
+    (any integer dtype). ``shape`` may hold ``None`` for any size along that axis.
+    ``finite=True`` rejects NaN and infinity.
+    """
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {describe(value)}")
+    if ndim is not None and value.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got {describe(value)}")
+    if shape is not None:
+        if value.ndim != len(shape) or any(
+            want is not None and got != want for want, got in zip(shape, value.shape, strict=True)
+        ):
+            wanted = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+            raise ValueError(f"{name} must have shape {wanted}, got {describe(value)}")
+    if dtype == "float":
+        if not value.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got {describe(value)}")
+    elif dtype == "integer":
+        if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(f"{name} must be an integer tensor, got {describe(value)}")
+    elif dtype is not None and value.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype}, got {describe(value)}")
+    if not allow_empty and value.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got {describe(value)}")
+    if finite and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name} must hold only finite values, got NaN or infinity")
+    return value
+
+
+def check_images(
+    name: str, images: object, *, channels: int = 3, size: int | None = 32
+) -> torch.Tensor:
+    """Check a float image batch of shape ``(B, channels, size, size)`` with finite values."""
+    check_tensor(name, images, ndim=4, dtype="float")
+    _, c, h, w = images.shape
+    if c != channels:
+        raise ValueError(
+            f"{name} must have {channels} channels (B, {channels}, H, W), got {describe(images)}"
+        )
+    if size is not None and (h, w) != (size, size):
+        raise ValueError(
+            f"{name} must be {size}x{size} images (B, {channels}, {size}, {size}), "
+            f"got {describe(images)}"
+        )
+    return check_tensor(name, images, finite=True)
+
+
+def check_token_ids(name: str, ids: object, vocab_size: int, *, ndim: int = 2) -> torch.Tensor:
+    """Check an integer tensor of token ids (default shape ``(B, T)``) in ``[0, vocab_size)``."""
+    check_tensor(name, ids, ndim=ndim, dtype="integer")
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or high >= vocab_size:
+        raise ValueError(
+            f"{name} must hold token ids in [0, {vocab_size}), got values from {low} to {high}"
+        )
+    return ids
+
+
+def check_same_batch(**tensors: torch.Tensor) -> int:
+    """Check that all tensors share their first (batch) dimension and return it."""
+    sizes = {name: int(t.shape[0]) for name, t in tensors.items()}
+    if len(set(sizes.values())) > 1:
+        listed = ", ".join(f"{n}={s}" for n, s in sizes.items())
+        raise ValueError(f"batch sizes must match, got {listed}")
+    return next(iter(sizes.values()))
+
+
+def check_int(name: str, value: object, *, minimum: int | None = None) -> int:
+    """Check that ``value`` is an int (not a bool), optionally ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {describe(value)}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_float(
+    name: str, value: object, *, low: float | None = None, high: float | None = None
+) -> float:
+    """Check that ``value`` is a real number in ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {describe(value)}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+    return float(value)
+
+
+def check_choice(name: str, value: object, choices: Iterable[object]) -> object:
+    """Check that ``value`` is one of ``choices``."""
+    choices = list(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value

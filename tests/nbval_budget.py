@@ -1,0 +1,91 @@
+"""pytest plugin for nbval runs: time each notebook and enforce its declared budget.
+
+Each notebook declares ``metadata.mmbook.budget_s`` (at most 60 s); the whole book may take
+at most 300 s. Time is measured from the kernel's start to the last cell, as nbval runs it.
+Load with ``-p tests.nbval_budget``. Writes ``_build/nbval-times-<kernel>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+BOOK_BUDGET_S = 300.0
+NOTEBOOK_MAX_BUDGET_S = 60.0
+
+_times: dict[str, float] = defaultdict(float)
+_budgets: dict[str, float] = {}
+_over: list[str] = []
+
+
+def _notebook_of(item) -> Path | None:
+    path = Path(str(getattr(item, "path", item.fspath)))
+    return path if path.suffix == ".ipynb" else None
+
+
+def pytest_runtest_logreport(report):
+    path = report.nodeid.split("::")[0]
+    if path.endswith(".ipynb"):
+        _times[path] += report.duration
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        nb = _notebook_of(item)
+        if nb is not None and str(nb) not in _budgets:
+            meta = json.loads(nb.read_text(encoding="utf-8")).get("metadata", {})
+            _budgets[item.nodeid.split("::")[0]] = float(
+                meta.get("mmbook", {}).get("budget_s", NOTEBOOK_MAX_BUDGET_S)
+            )
+
+
+def _evaluate() -> list[tuple[str, float, float]]:
+    """Rows (notebook, seconds, budget); fills ``_over`` with every exceeded budget."""
+    rows = []
+    _over.clear()
+    for path, seconds in sorted(_times.items()):
+        budget = min(_budgets.get(path, NOTEBOOK_MAX_BUDGET_S), NOTEBOOK_MAX_BUDGET_S)
+        rows.append((path, seconds, budget))
+        if seconds > budget:
+            _over.append(f"{path}: {seconds:.1f} s > {budget:.0f} s")
+    total = sum(_times.values())
+    if total > BOOK_BUDGET_S:
+        _over.append(f"whole book: {total:.1f} s > {BOOK_BUDGET_S:.0f} s")
+    return rows
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not _times:
+        return
+    _evaluate()
+    kernel = session.config.getoption("nbval_kernel_name", None) or "notebook-kernel"
+    out = Path(os.environ.get("MMBOOK_NBVAL_REPORT_DIR", "_build"))
+    out.mkdir(exist_ok=True)
+    report = {
+        "kernel": kernel,
+        "seconds": dict(_times),
+        "budgets": _budgets,
+        "total": sum(_times.values()),
+        "over": _over,
+    }
+    (out / f"nbval-times-{kernel}.json").write_text(json.dumps(report, indent=1))
+    if _over and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if not _times:
+        return
+    write = terminalreporter.write_line
+    kernel = config.getoption("nbval_kernel_name", None) or "notebook-kernel"
+    write(f"\nnotebook times on kernel {kernel} [budget]:")
+    for path, seconds, budget in _evaluate():
+        flag = "  OVER BUDGET" if seconds > budget else ""
+        write(f"  {path:45s} {seconds:6.1f} s  [{budget:.0f} s]{flag}")
+    write(f"  {'total':45s} {sum(_times.values()):6.1f} s  [{BOOK_BUDGET_S:.0f} s]")
+    for line in _over:
+        write(f"BUDGET EXCEEDED: {line}", red=True)

@@ -1,0 +1,138 @@
+"""The article's listing fails as printed; the fixed modules run and are batch independent."""
+
+import pytest
+import torch
+
+from mmlib import article_listing
+from mmlib.article_model import FusionModule, ImageModule, MultiModalModel, TextModule
+
+B, T = 4, 7  # batch and sequence length differ on purpose: B == T can hide layout bugs
+
+
+def batch_independent(forward, *inputs, atol=1e-5):
+    with torch.no_grad():
+        together = forward(*inputs)
+        alone = torch.cat([forward(*(x[k : k + 1] for x in inputs)) for k in range(B)])
+    return torch.allclose(together, alone, atol=atol)
+
+
+@pytest.fixture
+def inputs():
+    torch.manual_seed(0)
+    return torch.randint(0, 10_000, (B, T)), torch.rand(B, 3, 32, 32)
+
+
+def test_printed_listing_fails_at_cat(inputs):
+    with pytest.raises(RuntimeError, match="same number of dimensions"):
+        article_listing.MultiModalModel()(*inputs)
+
+
+def test_printed_text_module_mixes_the_batch(inputs):
+    """With the cat 'fixed' by taking the last step, the GRU still reads the batch as time."""
+    text = article_listing.TextModule()
+    assert not batch_independent(lambda x: text(x)[:, -1], inputs[0])
+
+
+def test_fixed_model_shapes_and_batch_independence(inputs):
+    model = MultiModalModel().eval()
+    assert model(*inputs).shape == (B, 512)
+    assert batch_independent(model, *inputs)
+    assert batch_independent(model.text_module, inputs[0])
+
+
+def test_parameter_count_matches_the_articles_sizes():
+    model = MultiModalModel()
+    expected = (
+        10_000 * 256  # embedding
+        + 3 * (256 * 512 + 512 * 512 + 2 * 512)  # GRU: 3 gates, input + hidden weights, 2 biases
+        + 64 * 3 * 3 * 3
+        + 64  # conv
+        + 64 * 32 * 32 * 512
+        + 512  # image linear
+        + 1024 * 512
+        + 512  # fusion
+    )
+    assert sum(p.numel() for p in model.parameters()) == expected
+
+
+def test_lengths_read_state_after_last_real_token():
+    torch.manual_seed(0)
+    text = TextModule(vocab_size=50, embed_dim=8, hidden_dim=16).eval()
+    short = torch.randint(1, 50, (1, 3))
+    padded = torch.cat([short, torch.zeros(1, 4, dtype=torch.long)], dim=1)
+    with torch.no_grad():
+        assert torch.allclose(text(short), text(padded, torch.tensor([3])), atol=1e-6)
+        assert not torch.allclose(text(short), text(padded), atol=1e-6)
+
+
+def test_head_gives_logits(inputs):
+    assert MultiModalModel(num_classes=2)(*inputs).shape == (B, 2)
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda m: m(torch.rand(B, T), torch.rand(B, 3, 32, 32)), TypeError, "tokens"),
+        (
+            lambda m: m(torch.randint(0, 10_001, (B, T)) + 10_000, torch.rand(B, 3, 32, 32)),
+            ValueError,
+            r"tokens must hold token ids in \[0, 10000\)",
+        ),
+        (
+            lambda m: m(torch.randint(0, 9, (B, T)), torch.rand(B, 1, 32, 32)),
+            ValueError,
+            "images must have 3 channels",
+        ),
+        (
+            lambda m: m(torch.randint(0, 9, (B, T)), torch.rand(B, 3, 28, 28)),
+            ValueError,
+            "images must be 32x32",
+        ),
+        (
+            lambda m: m(torch.randint(0, 9, (B, T)), torch.rand(B + 1, 3, 32, 32)),
+            ValueError,
+            "batch sizes must match",
+        ),
+        (
+            lambda m: m(torch.randint(0, 9, (B,)), torch.rand(B, 3, 32, 32)),
+            ValueError,
+            "text must have 2 dimensions",
+        ),
+        (
+            lambda m: m(torch.randint(0, 9, (0, T)), torch.rand(0, 3, 32, 32)),
+            ValueError,
+            "must not be empty",
+        ),
+        (
+            lambda m: m(torch.randint(0, 9, (B, T)), torch.full((B, 3, 32, 32), float("nan"))),
+            ValueError,
+            "images must hold only finite values",
+        ),
+        (
+            lambda m: m(torch.randint(0, 9, (B, T)), torch.randint(0, 9, (B, 3, 32, 32))),
+            TypeError,
+            "image",
+        ),
+        (
+            lambda m: m(
+                torch.randint(0, 9, (B, T)), torch.rand(B, 3, 32, 32), torch.tensor([9] * B)
+            ),
+            ValueError,
+            "lengths must be in",
+        ),
+    ],
+)
+def test_bad_input_is_named(call, error, match):
+    with pytest.raises(error, match=match):
+        call(MultiModalModel(vocab_size=10_000))
+
+
+def test_bad_sizes_and_fusion_input():
+    with pytest.raises(TypeError, match="vocab_size must be an int"):
+        TextModule(vocab_size=10.5)
+    with pytest.raises(ValueError, match="num_classes must be >= 1"):
+        MultiModalModel(num_classes=0)
+    with pytest.raises(ValueError, match=r"text must have shape \(\*, 512\)"):
+        FusionModule()(torch.rand(2, 256), torch.rand(2, 512))
+    with pytest.raises(ValueError, match="image_size must be >= 1"):
+        ImageModule(image_size=0)

@@ -1,0 +1,137 @@
+"""The book's rules, checked on every notebook in chapters/ (see CONTRIBUTING.md)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
+IDS = [nb.stem for nb in NOTEBOOKS]
+MACHINE_PATH = re.compile(r"(/root/|/work/|/tmp/|/home/[^/\s]+/|/Users/|site-packages|\.venv/)")
+MAX_BUDGET_S, BOOK_BUDGET_S = 60, 300
+
+
+def read(path: Path) -> nbformat.NotebookNode:
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    return nb
+
+
+def code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def tags(cell) -> list[str]:
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections", []))
+            walk(entry.get("chapters", []))
+
+    walk(toc.get("parts", []))
+    walk(toc.get("chapters", []))
+    return files
+
+
+def test_there_are_chapters():
+    assert len(NOTEBOOKS) >= 9
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_one_clean_top_to_bottom_run(path):
+    cells = [c for c in code_cells(read(path)) if c.source.strip()]
+    counts = [c.execution_count for c in cells]
+    assert counts == list(range(1, len(cells) + 1)), f"execution counts {counts}: re-run it"
+    for i, cell in enumerate(cells):
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        if "raises-exception" in tags(cell):
+            assert errors, f"cell {i} is tagged raises-exception but stored no error"
+        else:
+            assert not errors, f"cell {i} stored an error: {errors[0].get('ename')}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_kernelspec_is_the_cpu_kernel(path):
+    assert read(path).metadata.kernelspec.name == "mmbook-cpu"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_few_ignored_outputs_and_no_skips(path):
+    cells = code_cells(read(path))
+    ignored = [c for c in cells if "nbval-ignore-output" in tags(c) or "NBVAL_IGNORE" in c.source]
+    assert len(ignored) <= 0.10 * len(cells), f"{len(ignored)} of {len(cells)} cells ignored"
+    for cell in cells:
+        assert "nbval-skip" not in tags(cell) and "NBVAL_SKIP" not in cell.source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_no_machine_paths_and_small(path):
+    assert path.stat().st_size < 3_000_000
+    for i, cell in enumerate(code_cells(read(path))):
+        for out in cell.outputs:
+            text = json.dumps(
+                {k: v for k, v in out.items() if k != "data"}
+                | {
+                    "data": {
+                        k: v for k, v in out.get("data", {}).items() if not k.startswith("image/")
+                    }
+                }
+            )
+            found = MACHINE_PATH.search(text)
+            assert not found, f"cell {i} prints a machine path: {found.group(0)}"
+
+
+def test_toc_and_chapters_agree():
+    listed = toc_files()
+    for entry in listed:
+        assert any((ROOT / f"{entry}{ext}").exists() for ext in (".ipynb", ".md")), entry
+    for path in NOTEBOOKS:
+        assert f"chapters/{path.stem}" in listed, f"{path.name} is not in _toc.yml"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_metadata_is_clean(path):
+    nbstripout = shutil.which("nbstripout", path=str(Path(sys.executable).parent))
+    result = subprocess.run(
+        [nbstripout, "--keep-output", "--keep-count", "--verify", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, f"{path.name} has metadata to strip: {result.stdout}"
+
+
+def test_budgets_are_declared():
+    budgets = {}
+    for path in NOTEBOOKS:
+        budget = read(path).metadata.get("mmbook", {}).get("budget_s")
+        assert isinstance(budget, (int, float)) and 0 < budget <= MAX_BUDGET_S, path.name
+        budgets[path.name] = budget
+    assert sum(budgets.values()) <= BOOK_BUDGET_S, budgets
+
+
+def test_ruff_lints_and_formats_code_and_notebooks():
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
+    targets = ["mmlib", "tests", "chapters"]
+    check = subprocess.run([ruff, "check", *targets], cwd=ROOT, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+    fmt = subprocess.run(
+        [ruff, "format", "--check", *targets], cwd=ROOT, capture_output=True, text=True
+    )
+    assert fmt.returncode == 0, fmt.stdout

@@ -1,0 +1,118 @@
+"""Data-parallel training on PyTorch's own engine: ``torch.distributed`` + ``DistributedDataParallel``.
+
+Launch a script with ``torchrun --nproc_per_node=N script.py``; torchrun sets ``RANK``,
+``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` for every process.
+:func:`mmlib.train.train` notices them, calls :func:`start_distributed`, wraps the model in
+``DistributedDataParallel`` (which averages gradients across processes during ``backward``)
+and gives each process its slice of every global batch. This module holds the small pieces
+that talk to ``torch.distributed``; nothing here averages gradients by hand.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from mmlib.validate import describe
+
+__all__ = [
+    "DistributedRun",
+    "ddp_requested",
+    "is_main_process",
+    "mean_across_processes",
+    "start_distributed",
+    "stop_distributed",
+]
+
+
+@dataclass(frozen=True)
+class DistributedRun:
+    """Where this process stands in a distributed run.
+
+    ``owns_group`` is True when :func:`start_distributed` created the process group, so that
+    :func:`stop_distributed` knows it should destroy it again.
+    """
+
+    rank: int
+    world_size: int
+    device: torch.device
+    owns_group: bool
+
+
+def _env_world_size() -> int:
+    value = os.environ.get("WORLD_SIZE", "1")
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"WORLD_SIZE must be an integer, got {value!r}") from None
+
+
+def ddp_requested(ddp: bool | None = None) -> bool:
+    """Decide whether to train data-parallel.
+
+    ``ddp=None`` means: yes when a process group is already initialised or ``WORLD_SIZE > 1``
+    (as set by ``torchrun``). ``True`` and ``False`` force the answer; ``True`` without a
+    process group or torchrun's environment raises ``ValueError``.
+    """
+    if ddp is not None and not isinstance(ddp, bool):
+        raise TypeError(f"ddp must be True, False or None, got {describe(ddp)}")
+    initialised = dist.is_available() and dist.is_initialized()
+    launched = "WORLD_SIZE" in os.environ
+    if ddp is None:
+        return initialised or _env_world_size() > 1
+    if ddp and not (initialised or launched):
+        raise ValueError(
+            "ddp=True needs a torch.distributed process group or torchrun's environment "
+            "(RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), got neither; "
+            "launch with `torchrun --nproc_per_node=N script.py`"
+        )
+    return ddp
+
+
+def start_distributed(device: torch.device) -> DistributedRun:
+    """Join (or create) the default process group: gloo on the CPU, NCCL on CUDA.
+
+    ``device`` is the device kind chosen for training; on CUDA each process takes the GPU
+    ``cuda:LOCAL_RANK``. Returns the :class:`DistributedRun` of this process.
+    """
+    if not dist.is_available():
+        raise ValueError("ddp needs torch.distributed, which this build of torch lacks")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be a CPU or CUDA device for ddp, got {device}")
+    if device.type == "cuda":
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if local_rank >= torch.cuda.device_count():
+            raise ValueError(
+                f"LOCAL_RANK must be < the number of GPUs ({torch.cuda.device_count()}), "
+                f"got {local_rank}; start at most one process per GPU"
+            )
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    owns_group = not dist.is_initialized()
+    if owns_group:
+        if device.type == "cuda":
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            dist.init_process_group("gloo")
+    return DistributedRun(dist.get_rank(), dist.get_world_size(), device, owns_group)
+
+
+def stop_distributed(run: DistributedRun) -> None:
+    """Destroy the process group if :func:`start_distributed` created it."""
+    if run.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def is_main_process() -> bool:
+    """True on rank 0 of a distributed run, and always True outside one."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def mean_across_processes(values: torch.Tensor) -> torch.Tensor:
+    """Average a float tensor over all processes: ``(K,) float`` in, ``(K,) float`` out."""
+    values = values.detach().clone()
+    dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values / dist.get_world_size()

@@ -1,0 +1,91 @@
+"""The tiny GPT: shapes, causality, prefix conditioning, sampling, bad input."""
+
+import pytest
+import torch
+
+from mmlib.gpt import GPT, GPTConfig
+
+
+def tiny(prefix_dim=None, **kw):
+    torch.manual_seed(0)
+    return GPT(
+        GPTConfig(
+            vocab_size=11,
+            block_size=12,
+            n_layer=2,
+            n_head=2,
+            n_embd=16,
+            prefix_dim=prefix_dim,
+            **kw,
+        )
+    ).eval()
+
+
+def test_shapes_and_loss():
+    model = tiny()
+    idx = torch.randint(0, 11, (3, 7))
+    logits, loss = model(idx)
+    assert logits.shape == (3, 7, 11) and loss is None
+    targets = idx.clone()
+    targets[:, :2] = -100
+    _, loss = model(idx, targets=targets)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+
+
+def test_a_future_token_never_influences_the_past():
+    model = tiny(prefix_dim=5)
+    idx = torch.randint(0, 11, (2, 8))
+    prefix = torch.randn(2, 3, 5)
+    changed = idx.clone()
+    changed[:, 5] = (changed[:, 5] + 1) % 11
+    with torch.no_grad():
+        a, _ = model(idx, prefix)
+        b, _ = model(changed, prefix)
+    assert torch.allclose(a[:, :5], b[:, :5], atol=1e-6)  # positions before 5 unchanged
+    assert not torch.allclose(a[:, 5:], b[:, 5:], atol=1e-6)  # position 5 onwards may change
+
+
+def test_prefix_conditions_every_position():
+    model = tiny(prefix_dim=5)
+    idx = torch.randint(0, 11, (1, 4))
+    with torch.no_grad():
+        a, _ = model(idx, torch.randn(1, 2, 5))
+        b, _ = model(idx, torch.randn(1, 2, 5))
+    assert not torch.allclose(a[:, 0], b[:, 0], atol=1e-6)
+
+
+def test_sampling_is_repeatable_and_respects_the_mask():
+    model = tiny()
+    start = torch.zeros(4, 1, dtype=torch.long)
+    allowed = torch.zeros(11, dtype=torch.bool)
+    allowed[5:9] = True
+    out1 = model.generate(start, 6, allowed=allowed, generator=torch.Generator().manual_seed(1))
+    out2 = model.generate(start, 6, allowed=allowed, generator=torch.Generator().manual_seed(1))
+    assert out1.shape == (4, 7) and torch.equal(out1, out2)
+    assert bool(((out1[:, 1:] >= 5) & (out1[:, 1:] < 9)).all())
+    greedy = model.generate(start, 3, greedy=True, top_k=2)
+    assert torch.equal(greedy, model.generate(start, 3, greedy=True, top_k=2))
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="n_embd must be divisible by n_head"):
+        GPTConfig(vocab_size=5, block_size=4, n_head=3, n_embd=16)
+    with pytest.raises(TypeError, match="config must be a GPTConfig"):
+        GPT({"vocab_size": 5})
+    model = tiny()
+    with pytest.raises(ValueError, match=r"idx must hold token ids in \[0, 11\)"):
+        model(torch.tensor([[11]]))
+    with pytest.raises(ValueError, match="idx is too long"):
+        model(torch.zeros(1, 13, dtype=torch.long))
+    with pytest.raises(ValueError, match="prefix must be None"):
+        model(torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, 1, 5))
+    with pytest.raises(ValueError, match="prefix must be given"):
+        tiny(prefix_dim=5)(torch.zeros(1, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"prefix must have shape \(\*, \*, 5\)"):
+        tiny(prefix_dim=5)(torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, 1, 4))
+    with pytest.raises(ValueError, match=r"targets must have shape"):
+        model(torch.zeros(1, 2, dtype=torch.long), targets=torch.zeros(1, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="max_new_tokens must be >= 1"):
+        model.generate(torch.zeros(1, 1, dtype=torch.long), 0)
+    with pytest.raises(ValueError, match=r"allowed must have shape \(11\)"):
+        model.generate(torch.zeros(1, 1, dtype=torch.long), 1, allowed=torch.ones(3, dtype=bool))

@@ -1,4 +1,4 @@
-"""Data-parallel training on PyTorch's own engine: ``torch.distributed`` + ``DistributedDataParallel``.
+"""Data-parallel training on PyTorch's own engine: ``torch.distributed`` and DDP.
 
 Launch a script with ``torchrun --nproc_per_node=N script.py``; torchrun sets ``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` for every process.
@@ -10,6 +10,7 @@ that talk to ``torch.distributed``; nothing here averages gradients by hand.
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -30,16 +31,11 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DistributedRun:
-    """Where this process stands in a distributed run.
-
-    ``owns_group`` is True when :func:`start_distributed` created the process group, so that
-    :func:`stop_distributed` knows it should destroy it again.
-    """
+    """Where this process stands in a distributed run: its rank, the world size, its device."""
 
     rank: int
     world_size: int
     device: torch.device
-    owns_group: bool
 
 
 def _env_world_size() -> int:
@@ -76,7 +72,9 @@ def start_distributed(device: torch.device) -> DistributedRun:
     """Join (or create) the default process group: gloo on the CPU, NCCL on CUDA.
 
     ``device`` is the device kind chosen for training; on CUDA each process takes the GPU
-    ``cuda:LOCAL_RANK``. Returns the :class:`DistributedRun` of this process.
+    ``cuda:LOCAL_RANK``. A group created here stays up for later calls (creating a second
+    one in the same run is fragile) and is destroyed when the process exits.
+    Returns the :class:`DistributedRun` of this process.
     """
     if not dist.is_available():
         raise ValueError("ddp needs torch.distributed, which this build of torch lacks")
@@ -91,18 +89,18 @@ def start_distributed(device: torch.device) -> DistributedRun:
             )
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-    owns_group = not dist.is_initialized()
-    if owns_group:
+    if not dist.is_initialized():
         if device.type == "cuda":
             dist.init_process_group("nccl", device_id=device)
         else:
             dist.init_process_group("gloo")
-    return DistributedRun(dist.get_rank(), dist.get_world_size(), device, owns_group)
+        atexit.register(stop_distributed)
+    return DistributedRun(dist.get_rank(), dist.get_world_size(), device)
 
 
-def stop_distributed(run: DistributedRun) -> None:
-    """Destroy the process group if :func:`start_distributed` created it."""
-    if run.owns_group and dist.is_initialized():
+def stop_distributed() -> None:
+    """Destroy the default process group, if there is one (called at exit)."""
+    if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 

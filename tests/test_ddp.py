@@ -1,0 +1,159 @@
+"""Data-parallel training with torch.distributed + DDP equals single-process training.
+
+The main test starts two CPU processes with torchrun (gloo, localhost, offline); each takes
+half of every global batch of 32 rows. After 20 AdamW steps their weights must equal those
+of one process trained on the whole batches, up to the order of float sums: within 1e-9 in
+float64, which checks the maths, and within 1e-5 in float32, what the book trains in
+(measured: about 1e-16 and 5e-8). Adam divides by the root of the squared gradients, which
+magnifies rounding where gradients are tiny, so a harder problem can need a wider float32
+tolerance.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from mmlib import ddp
+from mmlib.train import train
+from tests.ddp_worker import GLOBAL_BATCH, LR, STEPS, loss_fn, make_problem
+
+ROOT = Path(__file__).resolve().parent.parent
+ATOL = {"float64": 1e-9, "float32": 1e-5}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def single_process(dtype="float32"):
+    model, batches = make_problem(dtype)
+    history = train(model, loss_fn, batches, steps=STEPS, lr=LR, device="cpu", progress=False)
+    return model, history
+
+
+def test_two_processes_match_one_process(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("TQDM_DISABLE", "WORLD_SIZE", "RANK")}
+    env.update(OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1", MMBOOK_DEVICE="cpu")
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
+        "--master_addr=127.0.0.1", f"--master_port={free_port()}",
+        f"--log-dir={tmp_path / 'logs'}", "--redirects=3",
+        str(ROOT / "tests" / "ddp_worker.py"), str(tmp_path),
+    ]  # fmt: skip
+    # A session of its own, so that on a timeout torchrun and both workers can be stopped.
+    child = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+    logs = {p.parent.name: p.read_text() for p in (tmp_path / "logs").rglob("stderr.log")}
+    assert child.returncode == 0, output[-3000:] + "".join(logs.values())[-3000:]
+
+    for dtype, atol in ATOL.items():
+        ranks = [torch.load(tmp_path / f"rank{r}_{dtype}.pt", weights_only=True) for r in (0, 1)]
+        model, history = single_process(dtype)
+        worst = 0.0
+        for name, weight in model.state_dict().items():
+            assert torch.equal(ranks[0]["state"][name], ranks[1]["state"][name])  # kept in sync
+            worst = max(worst, (ranks[0]["state"][name] - weight).abs().max().item())
+        print(f"{dtype}: max |DDP - single process| over all weights = {worst:.1e}")
+        assert worst <= atol, dtype
+        assert ranks[0]["loss"] == pytest.approx(history.loss, rel=10 * atol)  # rank average
+        assert ranks[0]["loss"][-1] < 0.5 * ranks[0]["loss"][0]  # and it learned
+
+        _, batches = make_problem(dtype)
+        first_global = next(iter(batches))[0]
+        half = GLOBAL_BATCH // 2
+        for r in (0, 1):
+            assert torch.equal(ranks[r]["first_shard"], first_global[r * half : (r + 1) * half])
+    assert "ddp-run" in logs["0"] and "ddp-run" not in logs["1"]  # only rank 0 shows progress
+
+
+@pytest.fixture
+def one_process_group(monkeypatch):
+    """torchrun's environment for a world of one process on this machine."""
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(free_port()))
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    yield
+    ddp.stop_distributed()
+    assert not dist.is_initialized()
+
+
+def test_ddp_true_in_process_wraps_the_model(one_process_group):
+    model, batches = make_problem()
+    wrapped = []
+
+    def spying(net, batch):
+        wrapped.append(isinstance(net, DistributedDataParallel))
+        return loss_fn(net, batch)
+
+    history = train(model, spying, batches, steps=STEPS, lr=LR, device="cpu", ddp=True,
+                    progress=False)  # fmt: skip
+    assert all(wrapped) and len(wrapped) == STEPS
+    reference, reference_history = single_process()
+    assert history.loss == reference_history.loss  # one process: the very same arithmetic
+    for a, b in zip(model.parameters(), reference.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert dist.is_initialized() and dist.get_world_size() == 1  # kept for later calls
+    again = train(model, loss_fn, batches, steps=2, device="cpu", progress=False)  # reuses it
+    assert len(again.loss) == 2
+
+
+def test_an_existing_group_is_used_and_kept(one_process_group):
+    dist.init_process_group("gloo")
+    model, batches = make_problem()
+    seen = []
+    train(model, lambda net, b: seen.append(type(net)) or loss_fn(net, b), batches, steps=2,
+          device="cpu", progress=False)  # fmt: skip
+    assert seen == [DistributedDataParallel] * 2
+    assert dist.is_initialized() and ddp.is_main_process()
+
+
+def test_ddp_requested_reads_the_environment(monkeypatch):
+    for name in ("WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert ddp.ddp_requested(None) is False and ddp.ddp_requested(False) is False
+    assert ddp.is_main_process()
+    with pytest.raises(ValueError, match="ddp=True needs a torch.distributed process group"):
+        ddp.ddp_requested(True)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert ddp.ddp_requested(None) is False and ddp.ddp_requested(True) is True
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert ddp.ddp_requested(None) is True and ddp.ddp_requested(False) is False
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match="WORLD_SIZE must be an integer, got 'two'"):
+        ddp.ddp_requested(None)
+    with pytest.raises(TypeError, match="ddp must be True, False or None"):
+        ddp.ddp_requested(1)
+
+
+def test_start_distributed_rejects_devices_it_cannot_use(monkeypatch):
+    with pytest.raises(ValueError, match="device must be a CPU or CUDA device for ddp"):
+        ddp.start_distributed(torch.device("meta"))
+    monkeypatch.setenv("LOCAL_RANK", "7")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match="LOCAL_RANK must be < the number of GPUs"):
+        ddp.start_distributed(torch.device("cuda"))

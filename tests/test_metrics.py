@@ -1,0 +1,118 @@
+"""Accuracy and recall@k agree with hand-counted answers and reject malformed input."""
+
+import pytest
+import torch
+
+from mmlib.metrics import accuracy, recall_at_k
+
+
+def test_accuracy_from_logits_and_from_predictions():
+    logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.0, 1.0, 5.0], [4.0, 0.0, 0.0]])
+    targets = torch.tensor([0, 1, 0, 1])  # argmax is [0, 1, 2, 0]: two of four right
+    assert accuracy(logits, targets) == 0.5
+    assert accuracy(torch.tensor([0, 1, 2, 0]), targets) == 0.5
+    assert accuracy(targets, targets) == 1.0
+
+
+@pytest.mark.parametrize(
+    "preds, targets, error, match",
+    [
+        (torch.zeros(3, 2), [0, 1, 0], TypeError, "targets must be a torch.Tensor"),
+        (torch.zeros(3, 2), torch.zeros(3), TypeError, "targets must be an integer tensor"),
+        (torch.zeros(3, 2), torch.zeros(3, 1, dtype=torch.long), ValueError, "targets must have 1"),
+        (torch.zeros(3, 2), torch.tensor([0, 2, 1]), ValueError, r"class indices in \[0, 2\)"),
+        (torch.zeros(3, 2), torch.tensor([0, -1, 1]), ValueError, r"class indices in \[0, 2\)"),
+        (
+            torch.zeros(3, 2, dtype=torch.long),
+            torch.zeros(3, dtype=torch.long),
+            TypeError,
+            "logits_or_preds must be a floating-point",
+        ),
+        (
+            torch.full((3, 2), float("nan")),
+            torch.zeros(3, dtype=torch.long),
+            ValueError,
+            "logits_or_preds must hold only finite",
+        ),
+        (
+            torch.zeros(3),
+            torch.zeros(3, dtype=torch.long),
+            TypeError,
+            "logits_or_preds must be an integer tensor",
+        ),
+        (
+            torch.zeros(3, 2, 1),
+            torch.zeros(3, dtype=torch.long),
+            ValueError,
+            r"logits_or_preds must be \(N, C\) float logits or \(N,\) integer",
+        ),
+        (torch.zeros(4, 2), torch.zeros(3, dtype=torch.long), ValueError, "the same N"),
+        ("logits", torch.zeros(3, dtype=torch.long), TypeError, "logits_or_preds must be a torch"),
+        (torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), ValueError, "must not be empty"),
+    ],
+)
+def test_accuracy_rejects_bad_input(preds, targets, error, match):
+    with pytest.raises(error, match=match):
+        accuracy(preds, targets)
+
+
+def test_recall_at_k_with_indices_and_with_a_mask():
+    similarity = torch.tensor(
+        [
+            [0.9, 0.1, 0.0, 0.2],  # match 0 ranked 1st
+            [0.8, 0.1, 0.7, 0.3],  # match 1 ranked 4th
+            [0.1, 0.9, 0.5, 0.0],  # match 2 ranked 2nd
+        ]
+    )
+    targets = torch.tensor([0, 1, 2])
+    assert recall_at_k(similarity, targets, k=1) == pytest.approx(1 / 3)
+    assert recall_at_k(similarity, targets, k=2) == pytest.approx(2 / 3)
+    assert recall_at_k(similarity, targets, k=4) == 1.0
+    mask = torch.zeros(3, 4, dtype=torch.bool)
+    mask[0, 0] = mask[1, 1] = mask[1, 2] = mask[2, 2] = True  # query 1 also matches item 2
+    assert recall_at_k(similarity, mask, k=1) == pytest.approx(1 / 3)
+    assert recall_at_k(similarity, mask, k=2) == 1.0
+    # The other direction (gallery items as queries) is the transpose.
+    assert recall_at_k(similarity.T[:3, :], torch.tensor([0, 2, 1]), k=1) == 1.0
+
+
+@pytest.mark.parametrize(
+    "similarity, targets, k, error, match",
+    [
+        (torch.zeros(2, 3), torch.tensor([0, 1]), 0, ValueError, "k must be >= 1"),
+        (torch.zeros(2, 3), torch.tensor([0, 1]), 4, ValueError, "k must be <= the gallery size"),
+        (torch.zeros(2, 3), torch.tensor([0, 1]), 1.0, TypeError, "k must be an int"),
+        (torch.zeros(3), torch.tensor([0, 1]), 1, ValueError, "similarity must have 2 dim"),
+        (
+            torch.zeros(2, 3, dtype=torch.long),
+            torch.tensor([0, 1]),
+            1,
+            TypeError,
+            "similarity must be a floating-point",
+        ),
+        (torch.full((2, 3), float("inf")), torch.tensor([0, 1]), 1, ValueError, "finite"),
+        (torch.zeros(2, 3), [0, 1], 1, TypeError, "targets must be a torch.Tensor"),
+        (torch.zeros(2, 3), torch.tensor([0, 1, 2]), 1, ValueError, r"targets must have shape"),
+        (torch.zeros(2, 3), torch.tensor([0.0, 1.0]), 1, TypeError, "targets must be an integer"),
+        (torch.zeros(2, 3), torch.tensor([0, 3]), 1, ValueError, r"gallery indices in \[0, 3\)"),
+        (torch.zeros(2, 3), torch.ones(2, 2, dtype=torch.bool), 1, ValueError, "targets must"),
+        (torch.zeros(2, 3), torch.ones(2, 3), 1, TypeError, "targets must have dtype torch.bool"),
+        (
+            torch.zeros(2, 3),
+            torch.tensor([[True, False, False], [False] * 3]),
+            1,
+            ValueError,
+            r"at least one match per query, got none for 1 queries \(first: row 1\)",
+        ),
+        (
+            torch.zeros(2, 3),
+            torch.zeros(2, 3, 1, dtype=torch.bool),
+            1,
+            ValueError,
+            r"targets must be \(Q,\) integer indices or a \(Q, G\) bool mask",
+        ),
+    ],
+)
+def test_recall_at_k_rejects_bad_input(similarity, targets, k, error, match):
+    with pytest.raises(error, match=match):
+        recall_at_k(similarity, targets, k)

@@ -11,16 +11,18 @@ MATHJAX := book/assets/mathjax/tex-mml-chtml.js
 NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb))
 NB ?= $(NOTEBOOKS)
 NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg -p tests.nbval_budget \
-         --nbval-cell-timeout 300 -p no:cacheprovider
+         --nbval-cell-timeout 300
+PYTEST := $(PY) -m pytest -p no:cacheprovider
 # Progress bars would make stored outputs differ; readers running notebooks still see them.
 export TQDM_DISABLE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help setup test unit nbval-cpu nbval-gpu site-test book serve notebooks clean
+.PHONY: help setup test unit nbval-cpu nbval-gpu site-test book pdf serve notebooks clean
 
 help:
 	@echo "make test       unit tests, nbval on the CPU kernel (and GPU kernel if CUDA), site checks"
 	@echo "make book       build the website into _build/html from the stored outputs"
+	@echo "make pdf        print the whole book to _build/pdf/mmbook.pdf (headless Chromium, no TeX)"
 	@echo "make serve      serve _build/html on http://127.0.0.1:8000"
 	@echo "make notebooks  re-execute notebooks in place on the CPU kernel (NB=path to pick one)"
 	@echo "make clean      remove build outputs"
@@ -44,22 +46,27 @@ $(MATHJAX):
 test: unit nbval-cpu nbval-gpu site-test
 
 unit: $(STAMP)
-	$(PY) -m pytest tests --ignore=tests/site --cov=mmlib --cov-report=term --cov-fail-under=90
+	$(PYTEST) tests --ignore=tests/site --cov=mmlib --cov-report=term --cov-fail-under=90
 
 nbval-cpu: $(STAMP)
-	$(PY) -m pytest $(NBVAL) --nbval-kernel-name mmbook-cpu $(NOTEBOOKS)
+	$(PYTEST) $(NBVAL) --nbval-kernel-name mmbook-cpu $(NOTEBOOKS)
 
 nbval-gpu: $(STAMP)
 	@if $(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then \
-	  $(PY) -m pytest $(NBVAL) --nbval-kernel-name mmbook-gpu $(NOTEBOOKS); \
+	  $(PYTEST) $(NBVAL) --nbval-kernel-name mmbook-gpu $(NOTEBOOKS); \
 	else echo "GPU kernel validation skipped: no CUDA device"; fi
 
-site-test: book
-	$(PY) -m pytest tests/site
+site-test: book pdf
+	$(PYTEST) tests/site
 
 # ---------------------------------------------------------------- the book
 book: $(STAMP) $(MATHJAX)
 	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
+
+# The single-page build printed by headless Chromium (tests/site/print_pdf.py): no TeX needed.
+pdf: $(STAMP) $(MATHJAX)
+	$(VENV)/bin/jupyter-book build . --builder singlehtml -W -n --keep-going -q
+	$(PY) -m tests.site.print_pdf _build/singlehtml _build/pdf/mmbook.pdf
 
 serve:
 	@test -f _build/html/index.html || $(MAKE) book

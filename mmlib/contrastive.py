@@ -15,9 +15,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmlib.encoders import ImageEncoder, TextEncoder
-from mmlib.validate import check_float, check_same_batch, check_tensor
+from mmlib.seed import seed_everything
+from mmlib.tokenizer import Tokenizer
+from mmlib.train import History, TensorBatches, train
+from mmlib.validate import (
+    check_float,
+    check_images,
+    check_int,
+    check_same_batch,
+    check_tensor,
+    describe,
+)
 
-__all__ = ["DualEncoder", "caption_ids", "clip_loss"]
+__all__ = ["DualEncoder", "caption_ids", "clip_loss", "pretrain_dual_encoder"]
 
 MAX_LOGIT_SCALE = math.log(100.0)
 
@@ -85,3 +95,78 @@ def clip_loss(logits: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Te
     image_to_text = F.cross_entropy(logits, targets)
     text_to_image = F.cross_entropy(logits.T, targets.T)
     return (image_to_text + text_to_image) / 2
+
+
+def pretrain_dual_encoder(
+    images: torch.Tensor,
+    captions: Sequence[str],
+    tokenizer: Tokenizer,
+    *,
+    dim: int = 64,
+    width: int = 16,
+    steps: int = 300,
+    batch_size: int = 64,
+    lr: float = 1e-2,
+    grad_clip: float | None = None,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    eval_fn=None,
+    eval_every: int | None = None,
+    progress: bool = True,
+) -> tuple[DualEncoder, History]:
+    """Contrastive pretraining on image-caption pairs: returns ``(model, history)``.
+
+    ``images (N, 3, 32, 32) float`` and their N ``captions``; ``tokenizer`` (an
+    :class:`mmlib.tokenizer.Tokenizer`) turns the captions into padded ids and lengths. A fresh
+    :class:`DualEncoder` (``dim``, ``width``, initialised from ``seed``) is trained with
+    :func:`mmlib.train.train` on shuffled batches of ``batch_size`` pairs for ``steps`` steps
+    (AdamW, cosine decay from ``lr``, gradient norm clipped to ``grad_clip`` if given),
+    minimising :func:`clip_loss` with the soft targets of :func:`caption_ids`, so identical
+    captions in a batch are never false negatives. The
+    temperature ``1 / scale`` is logged at every step (``history.logs``). ``eval_fn`` and
+    ``eval_every`` are passed to ``train``. The model comes back in eval mode on ``device``.
+    """
+    check_images("images", images)
+    if isinstance(captions, str) or not isinstance(captions, Sequence):
+        raise TypeError(f"captions must be a list of str, got {describe(captions)}")
+    if len(captions) != len(images):
+        raise ValueError(
+            f"captions must hold one caption per image ({len(images)}), got {len(captions)}"
+        )
+    if not isinstance(tokenizer, Tokenizer):
+        raise TypeError(f"tokenizer must be a mmlib.tokenizer.Tokenizer, got {describe(tokenizer)}")
+    check_int("batch_size", batch_size, minimum=2)
+    if batch_size > len(images):
+        raise ValueError(
+            f"batch_size must be <= the number of pairs ({len(images)}), got {batch_size}"
+        )
+    ids = caption_ids(captions)  # (N,): equal for equal captions, so also within any batch
+    tokens, lengths = tokenizer.encode_batch(captions)  # (N, T), (N,)
+    if int(lengths.min()) < 1:
+        raise ValueError("captions must each hold at least one word, got an empty caption")
+    seed_everything(check_int("seed", seed, minimum=0))
+    model = DualEncoder(tokenizer.vocab_size, dim=dim, width=width)
+    batches = TensorBatches(
+        images, tokens, lengths, ids, batch_size=batch_size, seed=seed, drop_last=True
+    )
+
+    def loss_fn(net, batch):  # net may be a DistributedDataParallel wrapper of model
+        image, token, length, caption = batch
+        loss = clip_loss(net(image, token, length), caption)
+        return loss, {"temperature": 1.0 / float(model.scale().detach())}
+
+    history = train(
+        model,
+        loss_fn,
+        batches,
+        steps=steps,
+        lr=lr,
+        grad_clip=grad_clip,
+        device=device,
+        seed=seed,
+        eval_fn=eval_fn,
+        eval_every=eval_every,
+        progress=progress,
+        desc="pretrain",
+    )
+    return model.eval(), history

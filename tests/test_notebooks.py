@@ -118,6 +118,19 @@ def test_metadata_is_clean(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_every_figure_has_alt_text(path):
+    """Screen readers and the site's accessibility check need a description of each figure;
+    MyST-NB takes it from the cell metadata ``mystnb: {image: {alt: ...}}``."""
+    missing = []
+    for number, cell in enumerate(code_cells(read(path)), start=1):
+        if any("image/png" in output.get("data", {}) for output in cell.outputs):
+            alt = cell.metadata.get("mystnb", {}).get("image", {}).get("alt", "")
+            if len(alt.split()) < 4:
+                missing.append(f"code cell {number}")
+    assert not missing, f"{path.name}: figures without alt text (4+ words): {missing}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_budget_is_declared(path):
     """Each notebook declares its budget; tests/nbval_budget.py enforces it (and the book's
     300 s total) on every nbval run, from measured times."""

@@ -208,14 +208,16 @@ def test_nan_loss_names_the_step():
 
 
 def test_progress_bar_follows_progress_and_tqdm_disable(monkeypatch, capsys):
-    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    # tqdm reads TQDM_DISABLE once, at import, into its default for disable=... (make exports
+    # TQDM_DISABLE=1), so mimic each default explicitly rather than relying on the environment.
+    real_tqdm = mmlib.train.tqdm
+    monkeypatch.setattr(mmlib.train, "tqdm", functools.partial(real_tqdm, disable=False))
     run(steps=2, progress=True, desc="my-run")
     assert "my-run" in capsys.readouterr().err
     run(steps=2, progress=False, desc="my-run")
     assert "my-run" not in capsys.readouterr().err
-    # tqdm reads TQDM_DISABLE once, at import, into its default for disable=...; mimic that
-    # default and check that progress=True leaves it alone.
-    monkeypatch.setattr(mmlib.train, "tqdm", functools.partial(mmlib.train.tqdm, disable=True))
+    # With TQDM_DISABLE set, progress=True must leave tqdm's default (disabled) alone.
+    monkeypatch.setattr(mmlib.train, "tqdm", functools.partial(real_tqdm, disable=True))
     run(steps=2, progress=True, desc="my-run")
     assert "my-run" not in capsys.readouterr().err
 

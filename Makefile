@@ -17,7 +17,8 @@ PYTEST := $(PY) -m pytest -p no:cacheprovider
 export TQDM_DISABLE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help setup test unit nbval-cpu nbval-gpu site-test book pdf serve notebooks clean
+.PHONY: help setup test unit nbval-cpu nbval-gpu site-test book pdf serve notebooks clean \
+        bench stats
 
 help:
 	@echo "make test       unit tests, nbval on the CPU kernel (and GPU kernel if CUDA), site checks"
@@ -25,6 +26,9 @@ help:
 	@echo "make pdf        print the whole book to _build/pdf/mmbook.pdf (headless Chromium, no TeX)"
 	@echo "make serve      serve _build/html on http://127.0.0.1:8000"
 	@echo "make notebooks  re-execute notebooks in place on the CPU kernel (NB=path to pick one)"
+	@echo "make bench      time notebooks, nbval, the book build and training FLOP/s -> _build/bench"
+	@echo "                (BENCH_NOTEBOOKS=paths to pick some, BENCH_SKIP='book nbval gpu' to skip)"
+	@echo "make stats      copy _build/bench/report.json to book/bench/ and regenerate book/stats.md"
 	@echo "make clean      remove build outputs"
 
 # ---------------------------------------------------------------- set-up
@@ -81,6 +85,16 @@ notebooks: $(STAMP)
 	  $(VENV)/bin/nbstripout --keep-output --keep-count "$$nb"; \
 	  echo "$$nb: $$(( ($$(date +%s%N) - start) / 1000000 )) ms"; \
 	done
+
+# ---------------------------------------------------------------- speed
+BENCH_NOTEBOOKS ?= $(NOTEBOOKS)
+BENCH_SKIP ?=
+
+bench: $(STAMP)
+	$(PY) -m tests.bench $(addprefix --skip ,$(BENCH_SKIP)) $(BENCH_NOTEBOOKS)
+
+stats: $(STAMP)
+	$(PY) -m tests.stats_page --copy _build/bench/report.json
 
 clean:
 	rm -rf _build .pytest_cache .coverage

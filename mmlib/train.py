@@ -5,16 +5,25 @@ The loop is plain PyTorch: move a batch to the device, ``loss = loss_fn(model, b
 it sit the things every chapter needs and nobody wants to rewrite: argument checks, seeding,
 a tqdm progress bar, evaluation hooks, a :class:`History` that plots itself, and data-parallel
 training under ``torchrun`` (see :mod:`mmlib.ddp`).
+
+Benchmarks (``make bench``) set the environment variable ``MMBOOK_TRAIN_LOG`` to a file name;
+then every run appends one JSON line to it (steps, samples, seconds, FLOPs per step, device),
+counted after the timed run on a copy of the model, so the results do not change.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import math
+import os
+import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -357,6 +366,54 @@ def _epochs_of(batches: Iterable[Any], epochs: int | None) -> Iterator[Any]:
         epoch += 1
 
 
+# ---------------------------------------------------------------------------- benchmark log
+TRAIN_LOG_ENV = "MMBOOK_TRAIN_LOG"
+
+
+def _rows(batch: Any) -> int:
+    """The batch size: the first dimension of the first tensor in ``batch`` (0 if none)."""
+    sizes: list[int] = []
+
+    def note(t: torch.Tensor) -> torch.Tensor:
+        sizes.append(t.shape[0] if t.ndim else 1)
+        return t
+
+    _map_tensors(note, batch)
+    return sizes[0] if sizes else 0
+
+
+def _flops_per_step(model: nn.Module, loss_fn: Callable, batch: Any, device: torch.device) -> int:
+    """FLOPs of one forward + backward pass of ``loss_fn`` on ``batch``, counted by torch.
+
+    Runs on a deep copy of ``model`` with every random number generator saved and restored,
+    so neither the model nor later random draws see it. The optimizer step is not counted.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=cuda):
+            twin = copy.deepcopy(model).train()
+            with FlopCounterMode(display=False) as counter:
+                loss, _ = _split_loss(loss_fn(twin, batch), 1)
+                loss.backward()
+            return int(counter.get_total_flops())
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+
+
+def _log_run(path: str, record: dict[str, Any], model, loss_fn, batch, device) -> None:
+    """Append ``record`` plus the FLOP count as one JSON line to ``path``."""
+    try:
+        record["flops_per_step"] = _flops_per_step(model, loss_fn, batch, device)
+    except Exception as error:  # a benchmark must never break the run it measures
+        record["flops_per_step"], record["flops_error"] = None, f"{type(error).__name__}: {error}"
+    with open(path, "a", encoding="utf-8") as log:
+        log.write(json.dumps(record) + "\n")
+
+
 def _evaluate(model: nn.Module, eval_fn: Callable, device: torch.device) -> dict[str, float]:
     """Run ``eval_fn(model)`` in eval mode without gradients, leaving the RNG untouched."""
     cuda = [device.index or 0] if device.type == "cuda" else []
@@ -408,6 +465,8 @@ def train(
       other methods), each process takes its slice of every global batch (see
       :func:`shard_batch`; all processes use the same seed so they see the same batches), and
       only rank 0 shows progress. ``eval_fn`` gets the plain model on every process.
+    - With ``MMBOOK_TRAIN_LOG`` set to a file name, one JSON line per run is appended to it
+      (``desc, steps, samples, seconds, device, threads, flops_per_step``...), for ``make bench``.
     """
     _check_arguments(
         model,
@@ -446,12 +505,17 @@ def train(
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     bar_options = {} if progress and rank == 0 else {"disable": True}
     bar = tqdm(total=total, desc=desc, **bar_options)
+    log_path = os.environ.get(TRAIN_LOG_ENV) if rank == 0 else None
+    first_batch, samples = None, 0
     history, start, step = History(), time.perf_counter(), 0
     try:
         for batch in _epochs_of(batches, epochs):
             step += 1
             if world_size > 1:
                 batch = shard_batch(batch, rank, world_size)
+            if log_path:
+                samples += _rows(batch) * world_size
+                first_batch = batch if first_batch is None else first_batch
             loss, logs = _split_loss(loss_fn(net, to_device(batch, device)), step)
             values = torch.tensor([loss.item(), *logs.values()], dtype=torch.float64)
             if run:
@@ -486,4 +550,16 @@ def train(
     finally:
         bar.close()
     history.seconds = time.perf_counter() - start
+    if log_path:
+        record = {
+            "desc": desc,
+            "steps": step,
+            "samples": samples,
+            "seconds": history.seconds,
+            "device": device.type,
+            "threads": torch.get_num_threads(),
+            "world_size": world_size,
+            "parameters": sum(p.numel() for p in model.parameters()),
+        }
+        _log_run(log_path, record, model, loss_fn, to_device(first_batch, device), device)
     return history

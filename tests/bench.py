@@ -1,0 +1,350 @@
+"""`make bench`: how fast the book runs, against its budgets and the machine's own limit.
+
+    python -m tests.bench [--skip book|nbval|gpu ...] [--out FILE.json] [NOTEBOOK ...]
+
+For each kernel (``mmbook-cpu``; ``mmbook-gpu`` too when CUDA is there) it measures:
+
+- every notebook executed top to bottom with nbclient: wall time from the kernel's start to the
+  last cell (as nbval counts it) and the kernel's peak memory. Notebooks are read into memory
+  and never written back;
+- every training run in the book: ``mmlib.train.train`` appends a JSON line per run to the file
+  named by ``MMBOOK_TRAIN_LOG`` (steps, samples, seconds, FLOPs per step), and the three
+  heaviest runs get samples/s, FLOP/s and their share of the machine's fp32 matmul peak;
+- ``make nbval-<kernel>`` (its own timing plugin writes ``nbval-times-<kernel>.json``).
+
+Once: ``make book`` from scratch and again with nothing changed. The report is JSON; ``make
+stats`` turns it into the page book/stats.md (tests/stats_page.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "_build" / "bench"
+BOOK_BUDGET_S = 300.0
+TOP_RUNS = 3
+KERNEL_DEVICE = {"mmbook-cpu": "cpu", "mmbook-gpu": "cuda"}
+NBVAL_TARGET = {"mmbook-cpu": "nbval-cpu", "mmbook-gpu": "nbval-gpu"}
+MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}  # large enough to saturate each kind of device
+
+# Appended to the in-memory copy of each notebook: the kernel reports its own peak memory.
+PEAK_CELL = """\
+import json as _j, resource as _r, sys as _s
+_t = _s.modules.get("torch")
+print(_j.dumps({
+    "rss": _r.getrusage(_r.RUSAGE_SELF).ru_maxrss * (1 if _s.platform == "darwin" else 1024),
+    "gpu": _t.cuda.max_memory_allocated() if _t and _t.cuda.is_initialized() else None,
+}))"""
+
+
+# ---------------------------------------------------------------------------- the machine
+def cpu_model(cpuinfo: str) -> str:
+    """The processor's name from the text of /proc/cpuinfo ('' when it names none)."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model", "Hardware", "cpu model") and value.strip():
+            return value.strip()
+    return ""
+
+
+def machine() -> dict:
+    """Versions, processor, cores, date: where and when the numbers were taken."""
+    import torch
+
+    info = Path("/proc/cpuinfo")
+    cpu = cpu_model(info.read_text()) if info.exists() else ""
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(terse=True),
+        "cpu": cpu or platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def matmul_peak(device: str) -> dict:
+    """The best fp32 FLOP/s of square matrix products through torch on ``device``."""
+    import torch
+
+    size, repeats = MATMUL_SIZE[device], 10
+    try:
+        from mmlib.bench import measure_matmul_flops
+    except ImportError:  # chapter 7's helper; measure here when it is not there
+        measure_matmul_flops = None
+    if measure_matmul_flops is not None:
+        flops = measure_matmul_flops(size=size, repeats=repeats, device=device, dtype=torch.float32)
+    else:
+        a, b = (torch.randn(size, size, device=device) for _ in range(2))
+        best = float("inf")
+        for _ in range(repeats + 1):  # the first product warms up
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            a @ b
+            if device == "cuda":
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - start)
+        flops = 2 * size**3 / best
+    return {"flops": float(flops), "size": size, "dtype": "float32"}
+
+
+# ---------------------------------------------------------------------------- notebooks
+def budget_of(path: Path) -> float | None:
+    """The notebook's declared ``metadata.mmbook.budget_s`` (None when it declares none)."""
+    meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+    budget = meta.get("mmbook", {}).get("budget_s")
+    return None if budget is None else float(budget)
+
+
+def parse_peak(cell: dict) -> dict:
+    """Peak memory in MB from the outputs of :data:`PEAK_CELL`."""
+    text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("name") == "stdout")
+    peak = json.loads(text.strip().splitlines()[-1])
+    return {
+        "peak_rss_mb": round(peak["rss"] / 2**20, 1),
+        "peak_gpu_mb": None if peak["gpu"] is None else round(peak["gpu"] / 2**20, 1),
+    }
+
+
+def run_notebook(path: Path, kernel: str, train_log: Path) -> dict:
+    """Execute ``path`` on ``kernel`` in memory; wall time, peak memory, error if any."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    last = len(nb.cells) - 1
+    nb.cells.append(nbformat.v4.new_code_cell(PEAK_CELL))
+    done: dict[int, float] = {}
+    client = NotebookClient(
+        nb,
+        kernel_name=kernel,
+        timeout=600,
+        resources={"metadata": {"path": str(path.parent)}},
+        on_cell_executed=lambda cell, cell_index, **_: done.setdefault(
+            cell_index, time.perf_counter()
+        ),
+    )
+    train_log.unlink(missing_ok=True)
+    os.environ["MMBOOK_TRAIN_LOG"] = str(train_log)  # the kernel inherits this environment
+    result = {"path": path.relative_to(ROOT).as_posix(), "budget_s": budget_of(path)}
+    start = time.perf_counter()
+    try:
+        client.execute()
+    except Exception as error:  # report it with the others; main() fails at the end
+        result["error"] = f"{type(error).__name__}: {str(error).strip().splitlines()[-1]}"
+        return result
+    finally:
+        del os.environ["MMBOOK_TRAIN_LOG"]
+    ends = [t for index, t in done.items() if index <= last]
+    return {**result, "seconds": max(ends) - start, **parse_peak(nb.cells[-1])}
+
+
+def read_train_log(path: Path, notebook: str) -> list[dict]:
+    """The JSON lines ``train()`` wrote to ``path``, each tagged with ``notebook``."""
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [{"notebook": notebook, **json.loads(line)} for line in lines if line.strip()]
+
+
+def heaviest_runs(runs: list[dict], peak_flops: float, top: int = TOP_RUNS) -> list[dict]:
+    """The ``top`` longest training runs with samples/s, FLOP/s and their share of the peak."""
+    rows = []
+    for run in sorted(runs, key=lambda r: r["seconds"], reverse=True)[:top]:
+        flops = run.get("flops_per_step")
+        achieved = None if flops is None else flops * run["steps"] / run["seconds"]
+        rows.append(
+            {
+                **run,
+                "samples_per_s": run["samples"] / run["seconds"],
+                "flops_per_s": achieved,
+                "peak_ratio": None if achieved is None else achieved / peak_flops,
+            }
+        )
+    return rows
+
+
+# ---------------------------------------------------------------------------- make targets
+def timed_make(*args: str, env: dict | None = None) -> dict:
+    """Run ``make ARGS`` in the repository; its wall time and exit status."""
+    start = time.perf_counter()
+    status = subprocess.run(["make", *args], cwd=ROOT, env=env).returncode
+    return {"seconds": time.perf_counter() - start, "returncode": status}
+
+
+def nbval(kernel: str, notebooks: list[str], out: Path) -> dict:
+    """``make nbval-cpu|gpu`` on ``notebooks``; the plugin's per-notebook times are kept."""
+    env = {k: v for k, v in os.environ.items() if k != "MMBOOK_TRAIN_LOG"}
+    env["MMBOOK_NBVAL_REPORT_DIR"] = str(out)
+    times = out / f"nbval-times-{kernel}.json"
+    times.unlink(missing_ok=True)
+    result = timed_make(NBVAL_TARGET[kernel], "NOTEBOOKS=" + " ".join(notebooks), env=env)
+    if times.exists():
+        plugin = json.loads(times.read_text())
+        result.update(total_s=plugin["total"], seconds_per_notebook=plugin["seconds"])
+        result["over_budget"] = plugin["over"]
+    return result
+
+
+def book_build() -> dict:
+    """``make book`` after removing the build, then once more with nothing changed."""
+    env = {k: v for k, v in os.environ.items() if k != "MMBOOK_TRAIN_LOG"}
+    for stale in ("html", ".doctrees", "jupyter_execute"):
+        shutil.rmtree(ROOT / "_build" / stale, ignore_errors=True)
+    scratch = timed_make("book", env=env)
+    rebuild = timed_make("book", env=env)
+    return {
+        "scratch_s": scratch["seconds"],
+        "rebuild_s": rebuild["seconds"],
+        "returncode": scratch["returncode"] or rebuild["returncode"],
+    }
+
+
+# ---------------------------------------------------------------------------- the report
+def gflops(flops: float | None) -> str:
+    """FLOP/s as GFLOP/s with three significant figures ('-' when unknown)."""
+    return "-" if flops is None else f"{flops / 1e9:.3g}"
+
+
+def percent(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{100 * ratio:.2g}%"
+
+
+def seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def format_table(report: dict) -> str:
+    """The report as plain text for the terminal."""
+    m = report["machine"]
+    lines = [
+        f"mmbook bench, {m['date']}: Python {m['python']}, torch {m['torch']}, {m['platform']}",
+        f"CPU {m['cpu']} ({m['cores']} cores, {m['torch_threads']} torch threads); "
+        f"GPU {m['gpu'] or 'none'}",
+    ]
+    for kernel, k in report["kernels"].items():
+        lines.append("")
+        if "skipped" in k:
+            lines.append(f"{kernel}: skipped ({k['skipped']})")
+            continue
+        lines.append(f"{kernel} on {k['device']}")
+        lines.append(f"  {'notebook':40s} {'time s':>8s} {'budget s':>9s} {'peak MB':>9s}")
+        for nb in k["notebooks"]:
+            flag = ""
+            if "error" in nb:
+                flag = "  FAILED: " + nb["error"]
+            elif nb["budget_s"] is not None and nb["seconds"] > nb["budget_s"]:
+                flag = "  OVER BUDGET"
+            budget = "-" if nb["budget_s"] is None else f"{nb['budget_s']:.0f}"
+            peak = "-" if nb.get("peak_rss_mb") is None else f"{nb['peak_rss_mb']:.0f}"
+            lines.append(
+                f"  {nb['path']:40s} {seconds(nb.get('seconds')):>8s} {budget:>9s} {peak:>9s}{flag}"
+            )
+        lines.append(f"  {'total':40s} {seconds(k['total_s']):>8s} {BOOK_BUDGET_S:>9.0f}")
+        if "nbval" in k:
+            v = k["nbval"]
+            state = "passed" if v["returncode"] == 0 else f"FAILED (exit {v['returncode']})"
+            lines.append(
+                f"  nbval: {seconds(v['seconds'])} s for make, "
+                f"{seconds(v.get('total_s'))} s in notebooks, {state}"
+            )
+        peak = k["matmul_peak"]
+        lines.append(
+            f"  fp32 matmul peak ({peak['size']}x{peak['size']}): {gflops(peak['flops'])} GFLOP/s"
+        )
+        lines.append(
+            f"  {len(k['training_runs'])} training runs; the heaviest "
+            "(steps, samples/s, GFLOP/s, share of peak):"
+        )
+        for run in k["heaviest_training"]:
+            lines.append(
+                f"    {run['notebook']} '{run['desc']}': {run['steps']} steps in "
+                f"{seconds(run['seconds'])} s, {run['samples_per_s']:.0f} samples/s, "
+                f"{gflops(run['flops_per_s'])} GFLOP/s, {percent(run['peak_ratio'])}"
+            )
+    book = report["book"]
+    lines.append("")
+    if "skipped" in book:
+        lines.append(f"make book: skipped ({book['skipped']})")
+    else:
+        state = "" if book["returncode"] == 0 else f"  FAILED (exit {book['returncode']})"
+        lines.append(
+            f"make book: {seconds(book['scratch_s'])} s from scratch, "
+            f"{seconds(book['rebuild_s'])} s with nothing changed{state}"
+        )
+    return "\n".join(lines)
+
+
+def bench_kernel(kernel: str, notebooks: list[Path], out: Path, skip: set[str]) -> dict:
+    device = KERNEL_DEVICE[kernel]
+    rows, runs = [], []
+    for path in notebooks:
+        log = out / f"train-{kernel}-{path.stem}.jsonl"
+        rows.append(run_notebook(path, kernel, log))
+        runs += read_train_log(log, rows[-1]["path"])
+        print(f"{kernel} {rows[-1]['path']}: {seconds(rows[-1].get('seconds'))} s", flush=True)
+    peak = matmul_peak(device)
+    result = {
+        "device": device,
+        "notebooks": rows,
+        "total_s": sum(r.get("seconds", 0.0) for r in rows),
+        "matmul_peak": peak,
+        "training_runs": runs,
+        "heaviest_training": heaviest_runs(runs, peak["flops"]),
+    }
+    if "nbval" not in skip:
+        names = [p.relative_to(ROOT).as_posix() for p in notebooks]
+        result["nbval"] = nbval(kernel, names, out)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: chapters/*.ipynb")
+    parser.add_argument("--skip", action="append", default=[], choices=["book", "nbval", "gpu"])
+    parser.add_argument("--out", type=Path, default=OUT / "report.json")
+    args = parser.parse_args(argv)
+    import torch
+
+    notebooks = [p.resolve() for p in args.notebooks] or sorted((ROOT / "chapters").glob("*.ipynb"))
+    skip = set(args.skip)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    every = sorted((ROOT / "chapters").glob("*.ipynb"))
+    report = {
+        "schema": 1,
+        "machine": machine(),
+        "complete": notebooks == every and not skip - {"gpu"},
+        "skipped": sorted(skip),
+        "kernels": {},
+    }
+    for kernel in KERNEL_DEVICE:
+        if kernel == "mmbook-gpu" and not torch.cuda.is_available():
+            report["kernels"][kernel] = {"skipped": "no CUDA device"}
+        elif kernel == "mmbook-gpu" and "gpu" in skip:
+            report["kernels"][kernel] = {"skipped": "--skip gpu"}
+        else:
+            report["kernels"][kernel] = bench_kernel(kernel, notebooks, args.out.parent, skip)
+    report["book"] = {"skipped": "--skip book"} if "book" in skip else book_build()
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(format_table(report))
+    print(f"\nwrote {args.out}")
+    failed = [nb for k in report["kernels"].values() for nb in k.get("notebooks", [])]
+    failed = [nb for nb in failed if "error" in nb]
+    return 1 if failed or report["book"].get("returncode") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

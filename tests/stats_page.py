@@ -1,0 +1,205 @@
+"""`make stats`: the page book/stats.md, generated from the committed bench report.
+
+    python -m tests.stats_page [--copy _build/bench/report.json]
+
+``--copy`` first copies a fresh report (from ``make bench``) to book/bench/report.json. The page
+is written from that committed report, the notebooks listed in _toc.yml and each notebook's
+declared budget, so regenerating it gives the same text (tests/test_stats_page.py checks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
+from tests.bench import BOOK_BUDGET_S, budget_of, gflops, percent, seconds
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "book" / "bench" / "report.json"
+PAGE = ROOT / "book" / "stats.md"
+
+
+def toc_notebooks(toc_text: str) -> list[str]:
+    """Every ``chapters/...`` entry of _toc.yml, in reading order, as ``chapters/x.ipynb``."""
+    files: list[str] = []
+
+    def walk(entries: list[dict]) -> None:
+        for entry in entries:
+            if entry.get("file", "").startswith("chapters/"):
+                files.append(entry["file"] + ".ipynb")
+            walk(entry.get("sections", []))
+            walk(entry.get("chapters", []))
+
+    toc = yaml.safe_load(toc_text)
+    walk(toc.get("parts", []))
+    walk(toc.get("chapters", []))
+    return files
+
+
+def table(header: list[str], align: str, rows: list[list[str]]) -> list[str]:
+    """A Markdown table; ``align`` holds one of 'l', 'r', 'c' per column."""
+    rule = {"l": "---", "r": "---:", "c": ":---:"}
+    return [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join(rule[a] for a in align) + " |",
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+
+
+def whole(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def peak_memory(nb: dict) -> str:
+    """Peak resident memory in MB, and the GPU's peak allocation when there was one."""
+    gpu = nb.get("peak_gpu_mb")
+    return whole(nb["peak_rss_mb"]) + ("" if gpu is None else f" (GPU {gpu:.0f})")
+
+
+def notebook_rows(kernel: dict, notebooks: list[str], budgets: dict[str, float | None]):
+    measured = {nb["path"]: nb for nb in kernel["notebooks"]}
+    rows = []
+    for path in notebooks:
+        link = "{doc}`../" + path.removesuffix(".ipynb") + "`"
+        budget = budgets.get(path)
+        nb = measured.get(path)
+        if nb is None or "error" in nb:
+            state = "not measured" if nb is None else "failed"
+            rows.append([link, "-", whole(budget), "-", state])
+            continue
+        within = "-" if budget is None else ("yes" if nb["seconds"] <= budget else "**no**")
+        rows.append([link, seconds(nb["seconds"]), whole(budget), peak_memory(nb), within])
+    total = kernel["total_s"]
+    within = "yes" if total <= BOOK_BUDGET_S else "**no**"
+    label = "**whole book**" if set(notebooks) <= set(measured) else "**the notebooks measured**"
+    rows.append([label, seconds(total), whole(BOOK_BUDGET_S), "", within])
+    return rows
+
+
+def kernel_section(name: str, kernel: dict, notebooks: list[str], budgets: dict) -> list[str]:
+    if "skipped" in kernel:
+        return [f"Not measured on `{name}`: {kernel['skipped']}."]
+    lines = [
+        f"Each notebook executed top to bottom on the `{name}` kernel, from the kernel's start to "
+        "the end of its last cell, against the `budget_s` it declares; peak memory is the "
+        "kernel process's largest resident set.",
+        "",
+        *table(
+            ["Chapter", "Time (s)", "Budget (s)", "Peak memory (MB)", "Within budget"],
+            "lrrrc",
+            notebook_rows(kernel, notebooks, budgets),
+        ),
+        "",
+    ]
+    if "nbval" in kernel:
+        v = kernel["nbval"]
+        state = "passed" if v["returncode"] == 0 else "failed"
+        lines += [
+            f"The nbval check of these notebooks (`make {name.replace('mmbook', 'nbval')}`) took "
+            f"{seconds(v['seconds'])} s, {seconds(v.get('total_s'))} s of it in the notebooks; "
+            f"it {state}.",
+            "",
+        ]
+    peak = kernel["matmul_peak"]
+    lines += [
+        f"The {len(kernel['training_runs'])} training runs, the three longest of them below. "
+        "FLOPs per step are counted by `torch.utils.flop_counter.FlopCounterMode` on one forward "
+        "and backward pass (the optimizer step is not counted); a run's time includes its "
+        "evaluations. The peak is the best fp32 product of two "
+        f"{peak['size']} x {peak['size']} matrices through torch on the same device: "
+        f"**{gflops(peak['flops'])} GFLOP/s**.",
+        "",
+    ]
+    rows = [
+        [
+            "{doc}`../" + run["notebook"].removesuffix(".ipynb") + "`",
+            "`" + run["desc"].replace("`", "'") + "`",
+            str(run["steps"]),
+            seconds(run["seconds"]),
+            f"{run['samples_per_s']:.0f}",
+            gflops(run["flops_per_s"]),
+            percent(run["peak_ratio"]),
+        ]
+        for run in kernel["heaviest_training"]
+    ]
+    header = ["Chapter", "Run", "Steps", "Time (s)", "Samples/s", "GFLOP/s", "Share of peak"]
+    return lines + table(header, "llrrrrr", rows)
+
+
+def render(report: dict, notebooks: list[str], budgets: dict[str, float | None]) -> str:
+    """The text of book/stats.md."""
+    m = report["machine"]
+    lines = [
+        "(execution-stats)=",
+        "# Execution statistics",
+        "",
+        "How fast the book runs: every chapter against its time budget, the training runs against "
+        "the machine's own matrix-multiply peak, and the build. Measured by `make bench` on "
+        f"{m['date']} and written into this page by `make stats` from the committed report "
+        "`book/bench/report.json`.",
+        "",
+    ]
+    if not report["complete"]:
+        lines += [
+            "```{note}",
+            "Provisional: this report covers only part of the book"
+            + (f" (skipped: {', '.join(report['skipped'])})" if report["skipped"] else "")
+            + ". `make bench && make stats` on an idle machine measures all of it.",
+            "```",
+            "",
+        ]
+    lines += ["## The machine", ""]
+    lines += table(
+        ["Item", "Value"],
+        "ll",
+        [
+            ["Date", m["date"]],
+            ["CPU", f"{m['cpu']}, {m['cores']} cores ({m['torch_threads']} torch threads)"],
+            ["GPU", m["gpu"] or "none"],
+            ["Python", m["python"]],
+            ["PyTorch", m["torch"]],
+            ["Platform", m["platform"]],
+        ],
+    )
+    titles = {"mmbook-cpu": "On the CPU", "mmbook-gpu": "On the GPU"}
+    for name, kernel in report["kernels"].items():
+        lines += ["", f"## {titles.get(name, name)}", ""]
+        lines += kernel_section(name, kernel, notebooks, budgets)
+    lines += ["", "## Building the book", ""]
+    book = report["book"]
+    if "skipped" in book:
+        lines.append(f"Not measured in this report ({book['skipped']}).")
+    else:
+        lines.append(
+            f"`make book` took {seconds(book['scratch_s'])} s from scratch and "
+            f"{seconds(book['rebuild_s'])} s again with nothing changed"
+            + ("." if book["returncode"] == 0 else "; it failed.")
+        )
+    return "\n".join(lines) + "\n"
+
+
+def page_text(report_path: Path = REPORT) -> str:
+    """Render the page from ``report_path``, _toc.yml and the notebooks' declared budgets."""
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    notebooks = toc_notebooks((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    budgets = {nb: budget_of(ROOT / nb) for nb in notebooks if (ROOT / nb).exists()}
+    return render(report, notebooks, budgets)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--copy", type=Path, help="a fresh report to commit first")
+    args = parser.parse_args(argv)
+    if args.copy:
+        REPORT.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.copy, REPORT)
+    PAGE.write_text(page_text(), encoding="utf-8")
+    print(f"wrote {PAGE.relative_to(ROOT)} from {REPORT.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

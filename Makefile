@@ -61,7 +61,7 @@ nbval-gpu: $(STAMP)
 	else echo "GPU kernel validation skipped: no CUDA device"; fi
 
 site-test: book pdf
-	$(PYTEST) tests/site
+	$(PYTEST) tests/site tests/test_api_docs.py
 
 # ---------------------------------------------------------------- the book
 book: $(STAMP) $(MATHJAX)

@@ -1,0 +1,212 @@
+"""Visual dialogue: data encoding, the model's shapes and masking, decoding, bad input."""
+
+import pytest
+import torch
+
+from mmlib.dialogue import (
+    QUESTION_TYPES,
+    VisualDialogueModel,
+    canonical_captions,
+    caption_scores,
+    encode_dialogues,
+    follow_ups,
+    group_by_image,
+    parse_caption,
+    question_type,
+    slot_targets,
+)
+from mmlib.shapes import make_scenes
+from mmlib.tokenizer import Tokenizer
+
+
+@pytest.fixture(scope="module")
+def world():
+    scenes = make_scenes(40, seed=0)
+    texts = [t for qa in scenes.qa for pair in qa for t in pair] + canonical_captions(scenes)
+    texts += ["and the"]
+    return scenes, Tokenizer.from_texts(texts)
+
+
+def tiny(tokenizer):
+    torch.manual_seed(0)
+    return VisualDialogueModel(
+        tokenizer.vocab_size, n_embd=16, n_layer=2, n_head=2, width=4, max_tokens=30
+    ).eval()
+
+
+def test_question_types_cover_the_shapes_world(world):
+    scenes, _ = world
+    kinds = {question_type(q) for qa in scenes.qa for q, _ in qa}
+    assert kinds == set(QUESTION_TYPES)
+    assert question_type("And the square?") == "follow-up"
+    with pytest.raises(ValueError, match="question"):
+        question_type("why is the sky blue?")
+    with pytest.raises(TypeError, match="question"):
+        question_type(3)
+
+
+def test_encode_dialogues_puts_the_loss_on_answers_only(world):
+    _, tok = world
+    dialogues = [[("how many shapes?", "two"), ("and the square?", "red")], [("", "yes")]]
+    idx, targets = encode_dialogues(tok, dialogues)
+    assert idx.shape == targets.shape == (2, 13)  # 2 turns of 3 + 1 + 1 + 1 tokens, minus 1
+    kept = [tok.decode([t for t in row.tolist() if t != -100], False) for row in targets]
+    assert kept == ["two <eos> red <eos>", "yes <eos>"]
+    # input is the sequence without its last token, padded with <pad>
+    assert tok.decode(idx[1].tolist(), False).startswith("<bos> yes")
+    assert int(idx[1, 2]) == tok.pad_id and int(targets[1, 2]) == -100
+    with pytest.raises(TypeError, match="dialogues"):
+        encode_dialogues(tok, "how many?")
+    with pytest.raises(TypeError, match=r"dialogues\[0\]"):
+        encode_dialogues(tok, [[("q", 1)]])
+    with pytest.raises(ValueError, match=r"dialogues\[0\]"):
+        encode_dialogues(tok, [[]])
+    with pytest.raises(TypeError, match="tokenizer"):
+        encode_dialogues("tok", dialogues)
+
+
+def test_follow_ups_refer_back_to_the_first_question(world):
+    scenes, _ = world
+    index, dialogues = follow_ups(scenes, seed=0)
+    assert len(index) == len(dialogues) > 0
+    for i, ((q1, a1), (q2, a2)) in zip(index.tolist(), dialogues, strict=True):
+        assert q2.startswith("and the ")
+        opening = q1[: q1.index(" the ")]
+        assert (q1, a1) in scenes.qa[i] and (f"{opening} {q2[4:]}", a2) in scenes.qa[i]
+    again = follow_ups(scenes, seed=0)
+    assert torch.equal(again[0], index) and again[1] == dialogues
+    with pytest.raises(TypeError, match="scenes"):
+        follow_ups([1, 2])
+
+
+def test_group_by_image():
+    image_index = torch.tensor([0, 0, 0, 1, 2, 2])
+    rows = group_by_image(image_index, per_image=4, seed=0)
+    assert rows.shape == (3, 4)
+    assert (image_index[rows] == torch.arange(3).view(-1, 1)).all()
+    assert set(rows[0].tolist()) == {0, 1, 2} and rows[1].tolist() == [3] * 4
+    with pytest.raises(ValueError, match="image_index"):
+        group_by_image(torch.tensor([0, 2]), per_image=2)
+    with pytest.raises(ValueError, match="per_image"):
+        group_by_image(image_index, per_image=0)
+
+
+def test_canonical_captions_and_parsing(world):
+    scenes, _ = world
+    captions = canonical_captions(scenes)
+    for caption, count in zip(captions, scenes.num_objects.tolist(), strict=True):
+        parsed = parse_caption(caption)
+        assert parsed is not None and len(parsed["objects"]) == count
+        if count == 2:
+            assert parsed["where"] in ("left of", "above")
+    assert parse_caption("a purple elephant") is None
+    slots = slot_targets(scenes.attributes)
+    assert slots.shape == (40, 4, 3)
+    assert int((slots[..., 0] > 0).sum()) == int(scenes.num_objects.sum())
+
+
+def test_caption_scores():
+    ref = ["a small red circle on the left", "a large blue square left of a small red circle"]
+    assert caption_scores(ref, ref)["exact"] == 1.0
+    got = ["a small green circle on the left", "nonsense"]
+    scores = caption_scores(got, ref)
+    assert scores["exact"] == 0.0
+    assert scores["colour"] == 0.0  # green != red, and the second does not parse
+    assert scores["size"] == pytest.approx(1 / 3) and scores["where"] == 0.5
+    with pytest.raises(ValueError, match="generated and references"):
+        caption_scores(got[:1], ref)
+    with pytest.raises(ValueError, match="references"):
+        caption_scores(got, ["hello", "world"])
+    with pytest.raises(TypeError, match="generated"):
+        caption_scores("abc", ref)
+
+
+def test_model_shapes_and_loss(world):
+    scenes, tok = world
+    model = tiny(tok)
+    images = scenes.images[:3]
+    idx, targets = encode_dialogues(tok, [scenes.qa[i][:2] for i in range(3)])
+    logits, loss = model(images, idx)
+    assert logits.shape == (*idx.shape, tok.vocab_size) and loss is None
+    _, loss = model(images, idx, targets, attributes=scenes.attributes[:3])
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    three = torch.stack([idx, idx], dim=1)  # (B, S, T): two conversations per image
+    logits3, _ = model(images, three, torch.stack([targets, targets], dim=1))
+    assert logits3.shape == (3, 2, idx.shape[1], tok.vocab_size)
+    assert torch.allclose(logits3[:, 1], logits, atol=1e-5)
+    assert model.image_prefix(images).shape == (3, 4, 16)
+    assert [h.shape for h in model.attribute_logits(images)] == [(3, 4, 4), (3, 4, 7), (3, 4, 3)]
+
+
+def test_a_future_token_never_influences_the_past(world):
+    scenes, tok = world
+    model = tiny(tok)
+    idx, _ = encode_dialogues(tok, [scenes.qa[0][:3], scenes.qa[1][:3]])
+    changed = idx.clone()
+    changed[:, 7:] = torch.randint(4, tok.vocab_size, changed[:, 7:].shape)
+    with torch.no_grad():
+        before, _ = model(scenes.images[:2], idx)
+        after, _ = model(scenes.images[:2], changed)
+    assert torch.allclose(before[:, :7], after[:, :7], atol=1e-6)
+    assert not torch.allclose(before[:, 7:], after[:, 7:], atol=1e-3)
+
+
+def test_the_image_and_the_history_condition_the_answer(world):
+    scenes, tok = world
+    model = tiny(tok)
+    idx, _ = encode_dialogues(tok, [scenes.qa[0][:2]] * 2)
+    with torch.no_grad():
+        logits, _ = model(scenes.images[:2], idx)  # same words, different images
+    assert not torch.allclose(logits[0, 0], logits[1, 0], atol=1e-4)
+
+
+def test_answers_are_deterministic_and_sampling_repeats_under_a_seed(world):
+    scenes, tok = world
+    model = tiny(tok)
+    images, questions = scenes.images[:4], [qa[0][0] for qa in scenes.qa[:4]]
+    greedy = model.answer(images, questions, tok)
+    assert greedy == model.answer(images, questions, tok) and len(greedy) == 4
+    history = [[qa[1]] for qa in scenes.qa[:4]]
+    sample = dict(history=history, max_new_tokens=4, temperature=2.0)
+    first = model.answer(images, questions, tok, seed=1, **sample)
+    assert first == model.answer(images, questions, tok, seed=1, **sample)
+    others = [model.answer(images, questions, tok, seed=s, **sample) for s in range(2, 6)]
+    assert any(o != first for o in others)
+    assert all(isinstance(a, str) for a in model.answer(images, [""] * 4, tok, max_new_tokens=8))
+
+
+def test_bad_input(world):
+    scenes, tok = world
+    model = tiny(tok)
+    images = scenes.images[:2]
+    idx, targets = encode_dialogues(tok, [scenes.qa[0][:1], scenes.qa[1][:1]])
+    with pytest.raises(ValueError, match="images"):
+        model(images[:, :1], idx)
+    with pytest.raises(TypeError, match="idx"):
+        model(images, idx.float())
+    with pytest.raises(ValueError, match="idx"):
+        model(images, idx[:1])
+    with pytest.raises(ValueError, match="targets"):
+        model(images, idx, targets[:, :-1])
+    with pytest.raises(ValueError, match="attributes"):
+        model(images, idx, attributes=scenes.attributes[:2])
+    with pytest.raises(ValueError, match="attributes"):
+        model(images, idx, targets, attributes=scenes.attributes[:3])
+    with pytest.raises(ValueError, match="idx"):
+        model(images, torch.full_like(idx, tok.vocab_size))
+    with pytest.raises(TypeError, match="questions"):
+        model.answer(images, "what?", tok)
+    with pytest.raises(ValueError, match="images, questions and history"):
+        model.answer(images, ["how many shapes?"], tok)
+    with pytest.raises(TypeError, match="tokenizer"):
+        model.answer(images, ["a", "b"], None)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        model.answer(images, ["a", "b"], tok, max_new_tokens=40)
+    with pytest.raises(ValueError, match="temperature"):
+        model.answer(images, ["a", "b"], tok, temperature=0.0)
+    with pytest.raises(TypeError, match=r"history\[0\]"):
+        model.answer(images, ["a", "b"], tok, history=[["x"], []])
+    with pytest.raises(TypeError, match="width"):
+        VisualDialogueModel(10, width=2.0)
+    with pytest.raises(ValueError, match="n_embd"):
+        VisualDialogueModel(10, n_embd=30, n_head=4)

@@ -90,7 +90,10 @@ def test_warmup_then_codebook_initialised_from_the_batch(images):
     assert bool(vq.quantizer.initialised) and float(parts["codebook"].detach()) > 0.0
     with torch.no_grad():
         z = vq.encoder(images[:32]).permute(0, 2, 3, 1).reshape(-1, 8)
-        distance = torch.cdist(vq.quantizer.codebook.weight, z).min(dim=1).values
+        # exact differences, not cdist's matmul expansion (whose rounding error is ~1e-4)
+        exact = "donot_use_mm_for_euclid_dist"
+        distances = torch.cdist(vq.quantizer.codebook.weight, z, compute_mode=exact)
+        distance = distances.min(dim=1).values
     assert float(distance.max()) < 1e-5  # every code is one of the batch's encoder outputs
     vq.eval()
     vq(images[:32])

@@ -14,9 +14,8 @@ import json
 import shutil
 from pathlib import Path
 
-import yaml
-
 from tests.bench import BOOK_BUDGET_S, budget_of, gflops, percent, seconds
+from tests.toc import toc_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "book" / "bench" / "report.json"
@@ -25,19 +24,7 @@ PAGE = ROOT / "book" / "stats.md"
 
 def toc_notebooks(toc_text: str) -> list[str]:
     """Every ``chapters/...`` entry of _toc.yml, in reading order, as ``chapters/x.ipynb``."""
-    files: list[str] = []
-
-    def walk(entries: list[dict]) -> None:
-        for entry in entries:
-            if entry.get("file", "").startswith("chapters/"):
-                files.append(entry["file"] + ".ipynb")
-            walk(entry.get("sections", []))
-            walk(entry.get("chapters", []))
-
-    toc = yaml.safe_load(toc_text)
-    walk(toc.get("parts", []))
-    walk(toc.get("chapters", []))
-    return files
+    return [f"{page}.ipynb" for page in toc_pages(toc_text) if page.startswith("chapters/")]
 
 
 def table(header: list[str], align: str, rows: list[list[str]]) -> list[str]:

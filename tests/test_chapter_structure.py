@@ -11,7 +11,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
+
+from tests.toc import toc_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}[ \t]*(?P<argument>.*)$")
@@ -19,19 +20,7 @@ FENCE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}[ \t]*(?P<argume
 
 def toc_chapters() -> list[Path]:
     """The notebooks listed in _toc.yml, in reading order."""
-    found: list[str] = []
-
-    def walk(entries):
-        for entry in entries:
-            if "file" in entry:
-                found.append(entry["file"])
-            walk(entry.get("sections", []))
-            walk(entry.get("chapters", []))
-
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    walk(toc.get("parts", []))
-    walk(toc.get("chapters", []))
-    return [ROOT / f"{f}.ipynb" for f in found if (ROOT / f"{f}.ipynb").exists()]
+    return [ROOT / f"{f}.ipynb" for f in toc_pages() if (ROOT / f"{f}.ipynb").exists()]
 
 
 CHAPTERS = toc_chapters()

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import yaml
+from tests.toc import toc_pages
 
 __all__ = [
     "CHROMIUM_ARGS",
@@ -55,19 +55,7 @@ def find_chromium() -> str | None:
 
 def toc_docnames(toc: Path = ROOT / "_toc.yml") -> list[str]:
     """Every page of `_toc.yml` in reading order (root, then chapters and their sections)."""
-    data = yaml.safe_load(toc.read_text(encoding="utf-8"))
-    names = [data["root"]]
-
-    def walk(entries: list[dict]) -> None:
-        for entry in entries:
-            if "file" in entry:
-                names.append(entry["file"])
-            for key in ("chapters", "sections"):
-                walk(entry.get(key, []))
-
-    walk(data.get("parts", []))
-    walk(data.get("chapters", []))
-    return [str(Path(name).with_suffix("")) for name in names]
+    return [str(Path(name).with_suffix("")) for name in toc_pages(toc.read_text(encoding="utf-8"))]
 
 
 # Anything but loopback http(s), data:, blob: and about: leaves the machine.

@@ -13,6 +13,7 @@ Shapes: B batch, T tokens, 4 prefix vectors (one per place), D = 4 * width.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 
 import torch
@@ -34,7 +35,9 @@ __all__ = [
     "follow_ups",
     "group_by_image",
     "parse_caption",
+    "question_prior",
     "question_type",
+    "slot_accuracy",
     "slot_targets",
 ]
 
@@ -192,6 +195,26 @@ def encode_dialogues(
             + [IGNORE] * pad
         )
     return torch.tensor(idx, dtype=torch.long), torch.tensor(targets, dtype=torch.long)
+
+
+def question_prior(questions: Sequence[str], answers: Sequence[str]) -> dict[str, str]:
+    """A blind baseline: for each distinct question text, its most common answer.
+
+    ``questions`` and ``answers``: M training pairs of str. Returns ``{question: answer}``;
+    ties go to the answer met first. A model that answers no better than this on a kind of
+    question has not learned to look at the image for it.
+    """
+    questions = _check_strings("questions", questions)
+    answers = _check_strings("answers", answers)
+    if len(questions) != len(answers) or not questions:
+        raise ValueError(
+            "questions and answers must be non-empty and of the same length, got "
+            f"{len(questions)} and {len(answers)}"
+        )
+    counts: dict[str, Counter] = {}
+    for question, answer in zip(questions, answers, strict=True):
+        counts.setdefault(question, Counter())[answer] += 1
+    return {question: c.most_common(1)[0][0] for question, c in counts.items()}
 
 
 # ---------------------------------------------------------------------------- captions
@@ -464,3 +487,34 @@ class VisualDialogueModel(nn.Module):
         finally:
             self.train(was_training)
         return answers
+
+
+@torch.no_grad()
+def slot_accuracy(
+    model: VisualDialogueModel, images: torch.Tensor, attributes: torch.Tensor
+) -> dict[str, float]:
+    """How well the auxiliary head of ``model`` reads the objects of the scenes.
+
+    ``images (N, 3, 32, 32)`` and their ``attributes (N, 2, 4)`` (as in ``Scenes``). Returns
+    ``{"shape": float, "colour": float, "size": float, "empty": float}``: the fraction of
+    occupied places whose attribute is read right, and of empty places read as empty.
+    """
+    if not isinstance(model, VisualDialogueModel):
+        raise TypeError(f"model must be a VisualDialogueModel, got {describe(model)}")
+    check_images("images", images)
+    check_tensor("attributes", attributes, dtype="integer", shape=(len(images), 2, 4))
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        logits = model.attribute_logits(images.to(device))
+    finally:
+        model.train(was_training)
+    wanted = slot_targets(attributes).to(device)  # (N, 4, 3)
+    occupied = wanted[..., 0] > 0  # (N, 4)
+    scores = {}
+    for k, name in enumerate(("shape", "colour", "size")):
+        right = logits[k].argmax(-1) == wanted[..., k]
+        scores[name] = float(right[occupied].float().mean())
+    scores["empty"] = float((logits[0].argmax(-1) == 0)[~occupied].float().mean())
+    return scores

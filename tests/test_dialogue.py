@@ -12,7 +12,9 @@ from mmlib.dialogue import (
     follow_ups,
     group_by_image,
     parse_caption,
+    question_prior,
     question_type,
+    slot_accuracy,
     slot_targets,
 )
 from mmlib.shapes import make_scenes
@@ -210,3 +212,33 @@ def test_bad_input(world):
         VisualDialogueModel(10, width=2.0)
     with pytest.raises(ValueError, match="n_embd"):
         VisualDialogueModel(10, n_embd=30, n_head=4)
+
+
+def test_question_prior_answers_each_question_with_its_most_common_answer():
+    questions = ["what colour is the circle?"] * 3 + ["how many shapes?"]
+    prior = question_prior(questions, ["red", "blue", "red", "two"])
+    assert prior == {"what colour is the circle?": "red", "how many shapes?": "two"}
+    assert question_prior(["q", "q"], ["b", "a"]) == {"q": "b"}  # a tie: the first met
+    with pytest.raises(ValueError, match="questions and answers"):
+        question_prior(["q"], ["a", "b"])
+    with pytest.raises(TypeError, match="answers"):
+        question_prior(["q"], [1])
+
+
+def test_slot_accuracy_scores_occupied_and_empty_places(world):
+    scenes, tok = world
+    model = tiny(tok).train()
+    scores = slot_accuracy(model, scenes.images, scenes.attributes)
+    assert set(scores) == {"shape", "colour", "size", "empty"}
+    assert all(0.0 <= v <= 1.0 for v in scores.values()) and model.training
+    # a head that always says "nothing here" gets every empty place and no object right
+    with torch.no_grad():
+        model.attribute_head.weight.zero_()
+        model.attribute_head.bias.zero_()
+        model.attribute_head.bias[[0, 4, 11]] = 1.0  # class 0 of shape, colour and size
+    blind = slot_accuracy(model, scenes.images, scenes.attributes)
+    assert blind == {"shape": 0.0, "colour": 0.0, "size": 0.0, "empty": 1.0}
+    with pytest.raises(TypeError, match="model"):
+        slot_accuracy("model", scenes.images, scenes.attributes)
+    with pytest.raises(ValueError, match="attributes"):
+        slot_accuracy(model, scenes.images, scenes.attributes[:3])

@@ -25,8 +25,10 @@ NO_GPU_MESSAGE = (
 )
 
 
-def kernel_specs(python: str = sys.executable) -> dict[str, dict]:
-    """The kernel.json contents of ``mmbook-cpu`` and ``mmbook-gpu`` for interpreter ``python``."""
+def kernel_specs(python: str | None = None) -> dict[str, dict]:
+    """The kernel.json contents of ``mmbook-cpu`` and ``mmbook-gpu`` for interpreter ``python``
+    (default: the running interpreter, ``sys.executable``)."""
+    python = sys.executable if python is None else python
     return {
         "mmbook-cpu": {
             "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],

@@ -15,10 +15,9 @@ answer from each modality alone.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from mmlib.encoders import ImageEncoder, TextEncoder
-from mmlib.validate import check_float, check_images, check_int, check_same_batch, check_tensor
+from mmlib.fusion import FusionClassifier
+from mmlib.validate import check_float, check_images, check_same_batch, check_tensor
 
 __all__ = ["DropoutFusionClassifier", "drop_modalities"]
 
@@ -51,19 +50,18 @@ def drop_modalities(
     return image_features * keep_image, text_features * keep_text
 
 
-class DropoutFusionClassifier(nn.Module):
+class DropoutFusionClassifier(FusionClassifier):
     """Late fusion with modality dropout: ``forward(images, tokens, lengths) -> (B, C)``.
 
-    - ``images (B, 3, 32, 32) float`` or ``None`` (no image):
-      :class:`mmlib.encoders.ImageEncoder` features ``(B, dim)``, zeros when ``None``.
-    - ``tokens (B, T)`` (0 = padding) with ``lengths (B,)``, or ``tokens=None`` (no text):
-      :class:`mmlib.encoders.TextEncoder` features ``(B, dim)``, zeros when ``None``.
-    - In ``train()`` mode :func:`drop_modalities` zeroes one modality for a share
-      ``p_drop`` of the complete pairs; in ``eval()`` mode nothing is dropped. The two feature
-      vectors are concatenated ``(B, 2 * dim)`` and a two-layer head gives the logits.
+    :class:`mmlib.fusion.FusionClassifier` in ``"late"`` mode (same encoders, same head, text
+    features first), with two additions:
 
-    ``p_drop=0`` is plain late fusion, the same model as
-    :class:`mmlib.fusion.FusionClassifier` in ``"late"`` mode.
+    - ``images=None`` (no image) or ``tokens=None`` (no text): that modality's features
+      ``(B, dim)`` are zeros.
+    - In ``train()`` mode :func:`drop_modalities` zeroes one modality for a share ``p_drop``
+      of the complete pairs; in ``eval()`` mode nothing is dropped.
+
+    ``p_drop=0`` is plain late fusion.
     """
 
     def __init__(
@@ -75,25 +73,18 @@ class DropoutFusionClassifier(nn.Module):
         hidden: int = 64,
         p_drop: float = 0.0,
     ):
-        super().__init__()
-        check_int("vocab_size", vocab_size, minimum=2)
-        self.num_classes = check_int("num_classes", num_classes, minimum=2)
-        self.dim = check_int("dim", dim, minimum=1)
-        check_int("width", width, minimum=1)
-        check_int("hidden", hidden, minimum=1)
-        self.p_drop = check_float("p_drop", p_drop, low=0.0, high=1.0)
-        self.text_encoder = TextEncoder(vocab_size, dim=dim)
-        self.image_encoder = ImageEncoder(dim=dim, width=width)
-        self.head = nn.Sequential(
-            nn.Linear(2 * dim, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)
+        super().__init__(
+            "late", vocab_size, num_classes=num_classes, dim=dim, width=width, hidden=hidden
         )
+        self.p_drop = check_float("p_drop", p_drop, low=0.0, high=1.0)
 
-    def forward(
+    def fused_features(
         self,
         images: torch.Tensor | None,
         tokens: torch.Tensor | None,
         lengths: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """``[text, image]`` features ``(B, 2 * dim)``; a missing or dropped one is zeros."""
         if images is None and tokens is None:
             raise ValueError("images and tokens must not both be None: give at least one")
         if images is not None:
@@ -110,7 +101,7 @@ class DropoutFusionClassifier(nn.Module):
             check_same_batch(images=images, tokens=tokens)
             if self.training and self.p_drop > 0:  # only a complete pair has one to lose
                 image, text = drop_modalities(image, text, self.p_drop)
-        return self.head(torch.cat([image, text], dim=1))  # (B, num_classes)
+        return torch.cat([text, image], dim=1)  # (B, 2 * dim)
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, p_drop={self.p_drop}"

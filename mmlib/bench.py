@@ -29,6 +29,7 @@ from mmlib.validate import check_int, describe
 __all__ = [
     "PHASES",
     "StepProfile",
+    "best_time",
     "matmul_flop_count",
     "measure_matmul_flops",
     "phase_of",
@@ -64,6 +65,31 @@ def _synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
+def best_time(
+    fn: Callable[[], object], repeats: int = 5, device: str | torch.device | None = None
+) -> float:
+    """The shortest of ``repeats`` wall-clock times of ``fn()``, in seconds.
+
+    One untimed call comes first (it pays for lazy initialisation: cuBLAS handles, thread
+    pools, caches). Each timed call is bracketed by synchronisation of ``device`` (default:
+    :func:`mmlib.get_device`), so queued GPU work is counted; the *fastest* call counts, so
+    another process briefly stealing the CPU does not inflate the figure.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be a callable taking no arguments, got {describe(fn)}")
+    check_int("repeats", repeats, minimum=1)
+    device = _device(device)
+    best = float("inf")
+    for attempt in range(repeats + 1):
+        _synchronize(device)
+        start = time.perf_counter()
+        fn()
+        _synchronize(device)
+        if attempt > 0:  # attempt 0 warms up
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
 def measure_matmul_flops(
     size: int = 1024,
     repeats: int = 5,
@@ -72,9 +98,7 @@ def measure_matmul_flops(
 ) -> float:
     """The best FLOP/s of ``repeats`` timed products of two random ``(size, size)`` matrices.
 
-    One untimed product comes first (it pays for lazy initialisation: cuBLAS handles, thread
-    pools). Each timed product is bracketed by device synchronisation, and the *fastest* one
-    counts, so another process briefly stealing the CPU does not lower the figure.
+    Timed with :func:`best_time`: one untimed product, then the fastest of ``repeats``.
     ``dtype`` is one of ``torch.float64``, ``float32``, ``bfloat16`` or ``float16``;
     ``device`` defaults to :func:`mmlib.get_device`. The inputs come from a fixed-seed generator
     on the CPU, so the global random state is not touched.
@@ -88,15 +112,8 @@ def measure_matmul_flops(
     device = _device(device)
     generator = torch.Generator().manual_seed(0)
     a, b = (torch.randn(size, size, generator=generator).to(device, dtype) for _ in range(2))
-    best = float("inf")
     with torch.no_grad():
-        for attempt in range(repeats + 1):
-            _synchronize(device)
-            start = time.perf_counter()
-            torch.mm(a, b)
-            _synchronize(device)
-            if attempt > 0:  # attempt 0 warms up
-                best = min(best, time.perf_counter() - start)
+        best = best_time(lambda: torch.mm(a, b), repeats=repeats, device=device)
     return matmul_flop_count(size) / max(best, 1e-9)
 
 

@@ -69,6 +69,19 @@ def _check_strings(name: str, texts: object) -> list[str]:
     return list(texts)
 
 
+def _check_string_pairs(
+    name_a: str, a: object, name_b: str, b: object
+) -> tuple[list[str], list[str]]:
+    """Two non-empty lists of str of the same length, such as questions and their answers."""
+    a, b = _check_strings(name_a, a), _check_strings(name_b, b)
+    if len(a) != len(b) or not a:
+        raise ValueError(
+            f"{name_a} and {name_b} must be non-empty and of the same length, got "
+            f"{len(a)} and {len(b)}"
+        )
+    return a, b
+
+
 def _check_dialogue(name: str, turns: object) -> list[tuple[str, str]]:
     """A dialogue is a list of (question, answer) pairs of str."""
     if isinstance(turns, str) or not isinstance(turns, Sequence):
@@ -204,13 +217,7 @@ def question_prior(questions: Sequence[str], answers: Sequence[str]) -> dict[str
     ties go to the answer met first. A model that answers no better than this on a kind of
     question has not learned to look at the image for it.
     """
-    questions = _check_strings("questions", questions)
-    answers = _check_strings("answers", answers)
-    if len(questions) != len(answers) or not questions:
-        raise ValueError(
-            "questions and answers must be non-empty and of the same length, got "
-            f"{len(questions)} and {len(answers)}"
-        )
+    questions, answers = _check_string_pairs("questions", questions, "answers", answers)
     counts: dict[str, Counter] = {}
     for question, answer in zip(questions, answers, strict=True):
         counts.setdefault(question, Counter())[answer] += 1
@@ -285,13 +292,7 @@ def caption_scores(generated: Sequence[str], references: Sequence[str]) -> dict[
     generated caption), ``where`` (position or relation right), and ``attributes``, the mean
     over every attribute slot. A caption that does not parse gets every slot wrong.
     """
-    generated = _check_strings("generated", generated)
-    references = _check_strings("references", references)
-    if len(generated) != len(references) or not generated:
-        raise ValueError(
-            "generated and references must be non-empty and of the same length, got "
-            f"{len(generated)} and {len(references)}"
-        )
+    generated, references = _check_string_pairs("generated", generated, "references", references)
     hits = {"size": [], "colour": [], "shape": [], "where": []}
     exact = []
     for got, want in zip(generated, references, strict=True):

@@ -18,6 +18,7 @@ as a classifier, :func:`pair_similarity` scores each (image, caption) pair and
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mmlib.contrastive import DualEncoder
@@ -31,7 +32,14 @@ from mmlib.validate import (
     describe,
 )
 
-__all__ = ["MODES", "FusionClassifier", "best_threshold", "count_parameters", "pair_similarity"]
+__all__ = [
+    "MODES",
+    "FusionClassifier",
+    "best_threshold",
+    "classification_loss",
+    "count_parameters",
+    "pair_similarity",
+]
 
 MODES = ("text", "image", "early", "late")
 
@@ -106,6 +114,21 @@ class FusionClassifier(nn.Module):
         lengths: torch.Tensor | None = None,
     ) -> torch.Tensor:
         return self.head(self.fused_features(images, tokens, lengths))  # (B, num_classes)
+
+
+def classification_loss(model: nn.Module, batch: object) -> torch.Tensor:
+    """The loss that :func:`mmlib.train.train` needs for a (image, caption) classifier.
+
+    ``batch`` is ``(images (B, 3, H, W), tokens (B, T), lengths (B,), labels (B,))``; returns
+    the mean cross-entropy of ``model(images, tokens, lengths)`` ``(B, C)`` against ``labels``.
+    """
+    if not isinstance(batch, (tuple, list)) or len(batch) != 4:
+        raise TypeError(
+            f"batch must be a tuple (images, tokens, lengths, labels), got {describe(batch)}"
+        )
+    images, tokens, lengths, labels = batch
+    check_tensor("labels", labels, ndim=1, dtype="integer")
+    return F.cross_entropy(model(images, tokens, lengths), labels)
 
 
 def count_parameters(module: nn.Module) -> int:

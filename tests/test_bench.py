@@ -275,3 +275,18 @@ def test_profile_step_restores_stderr_when_the_step_fails(capfd):
 def test_profile_step_rejects_bad_arguments(step, device, error, match):
     with pytest.raises(error, match=match):
         mmbench.profile_step(step, device=device)
+
+
+def test_best_time_warms_up_then_keeps_the_fastest_call(monkeypatch):
+    clock = iter([0.0, 10.0, 13.0, 20.0, 21.0, 30.0, 32.0])  # warm-up, then calls of 3, 1, 2 s
+    monkeypatch.setattr(mmbench.time, "perf_counter", lambda: next(clock))
+    calls = []
+    assert mmbench.best_time(lambda: calls.append(1), repeats=3, device="cpu") == 1.0
+    assert len(calls) == 4  # one untimed warm-up call, then three timed ones
+
+
+def test_best_time_rejects_bad_arguments():
+    with pytest.raises(TypeError, match="fn must be a callable"):
+        mmbench.best_time(3, device="cpu")
+    with pytest.raises(ValueError, match="repeats"):
+        mmbench.best_time(lambda: None, repeats=0, device="cpu")

@@ -10,6 +10,7 @@ from mmlib.fusion import (
     MODES,
     FusionClassifier,
     best_threshold,
+    classification_loss,
     count_parameters,
     pair_similarity,
 )
@@ -188,3 +189,16 @@ def test_best_threshold_bad_arguments():
         best_threshold(scores, torch.tensor([0, 2]))
     with pytest.raises(ValueError, match="batch sizes"):
         best_threshold(scores, torch.tensor([0, 1, 1]))
+
+
+def test_classification_loss_is_cross_entropy_of_the_logits(batch):
+    model = small("late")
+    labels = torch.tensor([0, 2, 1, 1, 0])
+    expected = F.cross_entropy(model(*batch), labels)
+    torch.testing.assert_close(classification_loss(model, (*batch, labels)), expected)
+    with pytest.raises(
+        TypeError, match=r"batch must be a tuple \(images, tokens, lengths, labels\)"
+    ):
+        classification_loss(model, batch)
+    with pytest.raises(TypeError, match="labels must be an integer tensor"):
+        classification_loss(model, (*batch, labels.float()))

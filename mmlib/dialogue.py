@@ -24,7 +24,14 @@ from mmlib.encoders import ImageEncoder
 from mmlib.gpt import GPT, GPTConfig
 from mmlib.shapes import ATTRIBUTES, POSITIONS, RELATIONS, Scenes, captions_for
 from mmlib.tokenizer import Tokenizer
-from mmlib.validate import check_float, check_images, check_int, check_tensor, describe
+from mmlib.validate import (
+    check_float,
+    check_images,
+    check_int,
+    check_strings,
+    check_tensor,
+    describe,
+)
 
 __all__ = [
     "QUESTION_TYPES",
@@ -60,20 +67,11 @@ IMAGE_MEAN, IMAGE_STD = 0.04, 0.16
 
 
 # ---------------------------------------------------------------------------- text
-def _check_strings(name: str, texts: object) -> list[str]:
-    if isinstance(texts, str) or not isinstance(texts, Sequence):
-        raise TypeError(f"{name} must be a list of str, got {describe(texts)}")
-    for text in texts:
-        if not isinstance(text, str):
-            raise TypeError(f"{name} must hold only str, got {describe(text)}")
-    return list(texts)
-
-
 def _check_string_pairs(
     name_a: str, a: object, name_b: str, b: object
 ) -> tuple[list[str], list[str]]:
     """Two non-empty lists of str of the same length, such as questions and their answers."""
-    a, b = _check_strings(name_a, a), _check_strings(name_b, b)
+    a, b = check_strings(name_a, a), check_strings(name_b, b)
     if len(a) != len(b) or not a:
         raise ValueError(
             f"{name_a} and {name_b} must be non-empty and of the same length, got "
@@ -429,7 +427,7 @@ class VisualDialogueModel(nn.Module):
         ``seed``. Prompts of equal length are decoded together; each answer is cut at its
         ``<eos>``. Returns one str per image."""
         check_images("images", images)
-        questions = _check_strings("questions", questions)
+        questions = check_strings("questions", questions)
         if not isinstance(tokenizer, Tokenizer):
             raise TypeError(f"tokenizer must be a Tokenizer, got {describe(tokenizer)}")
         if tokenizer.vocab_size != self.gpt.config.vocab_size:

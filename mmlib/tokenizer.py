@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from mmlib.validate import check_int, describe
+from mmlib.validate import check_int, check_strings, describe
 
 __all__ = ["SPECIAL_TOKENS", "Tokenizer", "split_words"]
 
@@ -33,15 +33,6 @@ def split_words(text: str) -> list[str]:
 
 def _join(words: Sequence[str]) -> str:
     return _CLOSING.sub(r"\1", " ".join(words))
-
-
-def _check_texts(texts: object) -> list[str]:
-    if isinstance(texts, str) or not isinstance(texts, Sequence):
-        raise TypeError(f"texts must be a list of str, got {describe(texts)}")
-    for text in texts:
-        if not isinstance(text, str):
-            raise TypeError(f"texts must hold only str, got {describe(text)}")
-    return list(texts)
 
 
 class Tokenizer:
@@ -69,7 +60,7 @@ class Tokenizer:
     def from_texts(cls, texts: Sequence[str], min_count: int = 1) -> Tokenizer:
         """Vocabulary of every word seen at least ``min_count`` times, most frequent first
         (ties in alphabetical order), after the special tokens."""
-        texts = _check_texts(texts)
+        texts = check_strings("texts", texts)
         check_int("min_count", min_count, minimum=1)
         counts = Counter(word for text in texts for word in split_words(text))
         words = sorted((w for w, c in counts.items() if c >= min_count and w not in SPECIAL_TOKENS),
@@ -117,7 +108,7 @@ class Tokenizer:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``ids (B, T) int64`` padded with ``<pad>`` = 0 after each text, and ``lengths (B,)
         int64``, the number of real tokens; ``T`` is the longest length (at least 1)."""
-        texts = _check_texts(texts)
+        texts = check_strings("texts", texts)
         if not texts:
             raise ValueError("texts must not be empty, got []")
         encoded = [

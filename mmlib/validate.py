@@ -125,3 +125,13 @@ def check_choice(name: str, value: object, choices: Iterable[object]) -> object:
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
     return value
+
+
+def check_strings(name: str, texts: object) -> list[str]:
+    """Check that ``texts`` is a sequence of str (not one str); return it as a list."""
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        raise TypeError(f"{name} must be a list of str, got {describe(texts)}")
+    for text in texts:
+        if not isinstance(text, str):
+            raise TypeError(f"{name} must hold only str, got {describe(text)}")
+    return list(texts)

@@ -80,6 +80,11 @@ def test_scalar_checks():
     assert validate.check_choice("mode", "a", ["a", "b"]) == "a"
     with pytest.raises(ValueError, match=r"mode must be one of \['a', 'b'\], got 'c'"):
         validate.check_choice("mode", "c", ["a", "b"])
+    assert validate.check_strings("texts", ("a", "b")) == ["a", "b"]
+    with pytest.raises(TypeError, match="texts must be a list of str, got str"):
+        validate.check_strings("texts", "a caption")
+    with pytest.raises(TypeError, match="questions must hold only str, got int"):
+        validate.check_strings("questions", ["what?", 3])
 
 
 def test_check_images_and_token_ids():

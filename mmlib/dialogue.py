@@ -1,13 +1,13 @@
 """Visual dialogue: a tiny GPT that answers questions about an image, over several turns.
 
-The image encoder's features, one vector per place of the shapes world ("slots"), are the
+What the image encoder reads at each place of the shapes world (one vector per place) is the
 *prefix* of a decoder-only transformer (:class:`mmlib.gpt.GPT`); the conversation follows as
 tokens. Every turn reads ``question <bos> answer <eos>``, so one sequence can hold a whole
 conversation, and a caption is simply the answer to the empty question:
 ``<bos> a small red circle on the left <eos>``.
 The loss is taken on answer tokens only: the model is never asked to predict the user's words.
 
-Shapes: B batch, T tokens, 4 prefix vectors (one per place), D = 4 * width.
+Shapes: B batch, T tokens, 4 prefix vectors (one per place) of PREFIX_DIM = 18 numbers.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from mmlib.validate import (
 )
 
 __all__ = [
+    "PREFIX_DIM",
     "QUESTION_TYPES",
     "VisualDialogueModel",
     "caption_scores",
@@ -312,16 +313,27 @@ def caption_scores(generated: Sequence[str], references: Sequence[str]) -> dict[
 
 
 # ---------------------------------------------------------------------------- the model
+#: How many numbers the decoder's prefix holds per place (18), the probabilities of each
+#: shape, colour and size followed by a one-hot code of the place.
+PREFIX_DIM = sum(_SLOT_CLASSES) + len(POSITIONS)
+
+
 class VisualDialogueModel(nn.Module):
-    """An :class:`~mmlib.encoders.ImageEncoder` and a :class:`~mmlib.gpt.GPT`.
+    """An :class:`~mmlib.encoders.ImageEncoder` that reads what stands at each place, and a
+    :class:`~mmlib.gpt.GPT` that talks about it. Images and a conversation -> next-token logits.
 
-    Images and a conversation -> next-token logits.
+    It is trained in two stages, as vision-language models with a frozen image encoder are:
 
-    The encoder's pooled vector is cut into one *slot* per place of the shapes world (left,
-    right, top, bottom), ``(B, 4, 4 * width)``; the slots are the prefix the GPT reads before
-    the tokens. An auxiliary head reads each slot's shape, colour and size (or "nothing
-    here"), which tells the encoder early what the slots are for. Everything is trained
-    together, end to end. ``max_tokens`` is the longest conversation (in tokens) it can read.
+    1. *perception*: :meth:`perception_loss` trains the encoder and a small attribute head to
+       read, at each place of the shapes world (left, right, top, bottom), the shape, colour and
+       size of the object there, or "nothing here";
+    2. *language*: :meth:`forward` trains the GPT on conversations. Its prefix is what the
+       encoder read, one vector per place ``(B, 4, PREFIX_DIM)``: the probabilities of each
+       shape, colour and size (a *concept bottleneck*) and a one-hot code of the place. No
+       gradient flows back into the encoder, which stays as stage 1 left it.
+
+    ``max_tokens`` is the longest conversation (in tokens) it can read; ``init_std`` is the
+    GPT's initial weight spread (:class:`~mmlib.gpt.GPTConfig`).
     """
 
     def __init__(
@@ -333,22 +345,23 @@ class VisualDialogueModel(nn.Module):
         width: int = 8,
         max_tokens: int = 24,
         dropout: float = 0.0,
+        init_std: float = 0.1,
     ):
         super().__init__()
         check_int("width", width, minimum=1)
         check_int("max_tokens", max_tokens, minimum=2)
-        slots = len(POSITIONS)
-        self.encoder = ImageEncoder(dim=slots * 4 * width, width=width)
-        self.slot_norm = nn.LayerNorm(4 * width)
+        places = len(POSITIONS)
+        self.encoder = ImageEncoder(dim=places * 4 * width, width=width)
         self.attribute_head = nn.Linear(4 * width, sum(_SLOT_CLASSES))
         config = GPTConfig(
             vocab_size=vocab_size,
-            block_size=slots + max_tokens,
+            block_size=places + max_tokens,
             n_layer=n_layer,
             n_head=n_head,
             n_embd=n_embd,
-            prefix_dim=4 * width,
+            prefix_dim=PREFIX_DIM,
             dropout=dropout,
+            init_std=init_std,
         )
         self.gpt = GPT(config)
         self.max_tokens = max_tokens
@@ -359,27 +372,40 @@ class VisualDialogueModel(nn.Module):
         patches = self.encoder.patches((images - IMAGE_MEAN) / IMAGE_STD)  # (B, 16, 4w)
         return self.encoder.proj(patches.flatten(1)).view(len(images), len(POSITIONS), -1)
 
-    def image_prefix(self, images: torch.Tensor) -> torch.Tensor:
-        """Images ``(B, 3, 32, 32)`` -> the GPT's prefix ``(B, 4, 4 * width)``."""
-        return self.slot_norm(self.slots(images))
-
     def attribute_logits(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """The auxiliary read-out: for each place, logits over shape, colour and size
-        (class 0: nothing there), ``[(B, 4, 4), (B, 4, 7), (B, 4, 3)]``."""
+        """For each place, logits over shape, colour and size (class 0: nothing there),
+        ``[(B, 4, 4), (B, 4, 7), (B, 4, 3)]``."""
         return list(self.attribute_head(self.slots(images)).split(_SLOT_CLASSES, dim=-1))
+
+    def perception_loss(self, images: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:
+        """Stage 1: the summed cross-entropy of reading each place's shape, colour and size,
+        for ``images (B, 3, 32, 32)`` and the scenes' ``attributes (B, 2, 4)``."""
+        check_images("images", images)
+        check_tensor("attributes", attributes, dtype="integer", shape=(len(images), 2, 4))
+        wanted = slot_targets(attributes)  # (B, 4, 3)
+        return sum(
+            F.cross_entropy(logits.flatten(0, 1), wanted[..., k].flatten())
+            for k, logits in enumerate(self.attribute_logits(images))
+        )
+
+    @torch.no_grad()
+    def image_prefix(self, images: torch.Tensor) -> torch.Tensor:
+        """Images ``(B, 3, 32, 32)`` -> the GPT's prefix ``(B, 4, PREFIX_DIM)``: per place, the
+        probabilities of its shape, colour and size, then a one-hot code of the place.
+        Computed without gradient: the language stage leaves the encoder as it is."""
+        probabilities = [F.softmax(logits, dim=-1) for logits in self.attribute_logits(images)]
+        place = torch.eye(len(POSITIONS), device=images.device).expand(len(images), -1, -1)
+        return torch.cat([*probabilities, place], dim=-1)
 
     def forward(
         self,
         images: torch.Tensor,
         idx: torch.Tensor,
         targets: torch.Tensor | None = None,
-        attributes: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``images (B, 3, 32, 32)`` and ``idx (B, T)``, or ``(B, S, T)`` for S conversations
-        about each image -> logits ``(B, [S,] T, vocab)``, and the loss when ``targets`` (same
-        shape as ``idx``, ``-100`` ignored) are given: the mean cross-entropy of the answer
-        tokens, plus, when the scenes' ``attributes (B, 2, 4)`` are given, the auxiliary
-        cross-entropy of what stands at each place."""
+        about each image -> logits ``(B, [S,] T, vocab)``, and when ``targets`` (same shape as
+        ``idx``, ``-100`` ignored) are given, the mean cross-entropy of the answer tokens."""
         check_tensor("idx", idx, dtype="integer")
         if idx.ndim not in (2, 3) or idx.shape[0] != len(images):
             raise ValueError(
@@ -388,25 +414,13 @@ class VisualDialogueModel(nn.Module):
             )
         if targets is not None:
             check_tensor("targets", targets, dtype="integer", shape=tuple(idx.shape))
-        if attributes is not None:
-            check_tensor("attributes", attributes, dtype="integer", shape=(len(images), 2, 4))
-            if targets is None:
-                raise ValueError("attributes need targets: the auxiliary loss is added to them")
-        slots = self.slots(images)  # (B, 4, 4w)
-        prefix = self.slot_norm(slots)
+        prefix = self.image_prefix(images)  # (B, 4, PREFIX_DIM)
         shape = idx.shape
         if idx.ndim == 3:  # every image once through the encoder, then S conversations each
-            prefix = prefix.repeat_interleave(shape[1], dim=0)  # (B * S, 4, 4w)
+            prefix = prefix.repeat_interleave(shape[1], dim=0)  # (B * S, 4, PREFIX_DIM)
             idx = idx.flatten(0, 1)
             targets = None if targets is None else targets.flatten(0, 1)
         logits, loss = self.gpt(idx, prefix, targets)
-        if attributes is not None:
-            wanted = slot_targets(attributes)  # (B, 4, 3)
-            heads = self.attribute_head(slots).split(_SLOT_CLASSES, dim=-1)
-            loss = loss + sum(
-                F.cross_entropy(h.flatten(0, 1), wanted[..., k].flatten())
-                for k, h in enumerate(heads)
-            )
         return logits.view(*shape, -1), loss
 
     @torch.no_grad()
@@ -467,7 +481,7 @@ class VisualDialogueModel(nn.Module):
         self.eval()
         answers = [""] * len(prompts)
         try:
-            prefix = self.image_prefix(images.to(device))  # (B, 4, D)
+            prefix = self.image_prefix(images.to(device))  # (B, 4, PREFIX_DIM)
             for length in sorted({len(p) for p in prompts}):
                 rows = [k for k, p in enumerate(prompts) if len(p) == length]
                 idx = torch.tensor([prompts[k] for k in rows], device=device)  # (b, length)

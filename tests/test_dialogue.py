@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from mmlib.dialogue import (
+    PREFIX_DIM,
     QUESTION_TYPES,
     VisualDialogueModel,
     canonical_captions,
@@ -130,14 +131,57 @@ def test_model_shapes_and_loss(world):
     idx, targets = encode_dialogues(tok, [scenes.qa[i][:2] for i in range(3)])
     logits, loss = model(images, idx)
     assert logits.shape == (*idx.shape, tok.vocab_size) and loss is None
-    _, loss = model(images, idx, targets, attributes=scenes.attributes[:3])
+    _, loss = model(images, idx, targets)
     assert loss.ndim == 0 and torch.isfinite(loss)
     three = torch.stack([idx, idx], dim=1)  # (B, S, T): two conversations per image
     logits3, _ = model(images, three, torch.stack([targets, targets], dim=1))
     assert logits3.shape == (3, 2, idx.shape[1], tok.vocab_size)
     assert torch.allclose(logits3[:, 1], logits, atol=1e-5)
-    assert model.image_prefix(images).shape == (3, 4, 16)
     assert [h.shape for h in model.attribute_logits(images)] == [(3, 4, 4), (3, 4, 7), (3, 4, 3)]
+
+
+def test_the_prefix_is_what_the_encoder_read_at_each_place(world):
+    scenes, tok = world
+    model = tiny(tok)
+    images = scenes.images[:3]
+    prefix = model.image_prefix(images)
+    assert prefix.shape == (3, 4, PREFIX_DIM) == (3, 4, 18) and not prefix.requires_grad
+    shape, colour, size, place = prefix.split([4, 7, 3, 4], dim=-1)
+    readings = zip((shape, colour, size), model.attribute_logits(images), strict=True)
+    for probabilities, logits in readings:
+        assert torch.allclose(probabilities, logits.softmax(-1))
+        assert torch.allclose(probabilities.sum(-1), torch.ones(3, 4))
+    assert torch.equal(place, torch.eye(4).expand(3, 4, 4))
+
+
+def test_the_two_stages_train_different_parts(world):
+    scenes, tok = world
+    model = tiny(tok).train()
+    images = scenes.images[:3]
+    loss = model.perception_loss(images, scenes.attributes[:3])
+    assert loss.ndim == 0 and loss > 0
+    loss.backward()
+    assert model.encoder.proj.weight.grad is not None
+    assert model.attribute_head.weight.grad is not None
+    assert all(p.grad is None for p in model.gpt.parameters())
+    model.zero_grad(set_to_none=True)
+    idx, targets = encode_dialogues(tok, [scenes.qa[i][:2] for i in range(3)])
+    model(images, idx, targets)[1].backward()  # language: the encoder stays as it is
+    assert all(p.grad is None for p in model.encoder.parameters())
+    assert model.attribute_head.weight.grad is None
+    assert all(p.grad is not None for p in model.gpt.blocks.parameters())
+
+
+def test_perception_learns_to_read_the_places(world):
+    scenes, tok = world
+    model = tiny(tok).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    before = model.perception_loss(scenes.images, scenes.attributes).item()
+    for _ in range(30):
+        optimizer.zero_grad()
+        model.perception_loss(scenes.images, scenes.attributes).backward()
+        optimizer.step()
+    assert model.perception_loss(scenes.images, scenes.attributes).item() < 0.5 * before
 
 
 def test_a_future_token_never_influences_the_past(world):
@@ -191,9 +235,11 @@ def test_bad_input(world):
     with pytest.raises(ValueError, match="targets"):
         model(images, idx, targets[:, :-1])
     with pytest.raises(ValueError, match="attributes"):
-        model(images, idx, attributes=scenes.attributes[:2])
-    with pytest.raises(ValueError, match="attributes"):
-        model(images, idx, targets, attributes=scenes.attributes[:3])
+        model.perception_loss(images, scenes.attributes[:3])
+    with pytest.raises(TypeError, match="attributes"):
+        model.perception_loss(images, scenes.attributes[:2].float())
+    with pytest.raises(ValueError, match="images"):
+        model.perception_loss(images[0], scenes.attributes[:2])
     with pytest.raises(ValueError, match="idx"):
         model(images, torch.full_like(idx, tok.vocab_size))
     with pytest.raises(TypeError, match="questions"):
@@ -212,6 +258,8 @@ def test_bad_input(world):
         VisualDialogueModel(10, width=2.0)
     with pytest.raises(ValueError, match="n_embd"):
         VisualDialogueModel(10, n_embd=30, n_head=4)
+    with pytest.raises(ValueError, match="init_std"):
+        VisualDialogueModel(10, init_std=0.0)
 
 
 def test_question_prior_answers_each_question_with_its_most_common_answer():

@@ -67,7 +67,19 @@ def test_sampling_is_repeatable_and_respects_the_mask():
     assert torch.equal(greedy, model.generate(start, 3, greedy=True, top_k=2))
 
 
+def test_init_std_sets_the_spread_of_the_initial_weights():
+    for std in (0.02, 0.1):
+        model = tiny(init_std=std)
+        attention = model.blocks[0].attn.c_attn.weight
+        weights = torch.cat([model.wte.weight.flatten(), attention.flatten()])
+        assert abs(weights.std().item() - std) < 0.1 * std
+        assert model.blocks[0].attn.c_attn.bias.abs().max() == 0
+    assert GPTConfig(vocab_size=5, block_size=4).init_std == 0.02  # GPT-2's value by default
+
+
 def test_bad_input():
+    with pytest.raises(ValueError, match=r"init_std must be in \[1e-06, None\], got 0"):
+        GPTConfig(vocab_size=5, block_size=4, init_std=0)
     with pytest.raises(ValueError, match="n_embd must be divisible by n_head"):
         GPTConfig(vocab_size=5, block_size=4, n_head=3, n_embd=16)
     with pytest.raises(TypeError, match="config must be a GPTConfig"):

@@ -93,9 +93,10 @@ def kernel_section(name: str, kernel: dict, notebooks: list[str], budgets: dict)
         ]
     peak = kernel["matmul_peak"]
     lines += [
-        f"The {len(kernel['training_runs'])} training runs, the three longest of them below. "
-        "FLOPs per step are counted by `torch.utils.flop_counter.FlopCounterMode` on one forward "
-        "and backward pass (the optimizer step is not counted); a run's time includes its "
+        f"The {len(kernel['training_runs'])} training runs, the three longest of them below, with "
+        "the work each does in all (FLOPs per step times steps). FLOPs per step are counted by "
+        "`torch.utils.flop_counter.FlopCounterMode` on one forward and backward pass (the "
+        "optimizer step is not counted); a run's time includes its "
         "evaluations. The peak is the best fp32 product of two "
         f"{peak['size']} x {peak['size']} matrices through torch on the same device: "
         f"**{gflops(peak['flops'])} GFLOP/s**.",
@@ -108,13 +109,17 @@ def kernel_section(name: str, kernel: dict, notebooks: list[str], budgets: dict)
             str(run["steps"]),
             seconds(run["seconds"]),
             f"{run['samples_per_s']:.0f}",
+            gflops(
+                None if run.get("flops_per_step") is None else run["flops_per_step"] * run["steps"]
+            ),
             gflops(run["flops_per_s"]),
             percent(run["peak_ratio"]),
         ]
         for run in kernel["heaviest_training"]
     ]
-    header = ["Chapter", "Run", "Steps", "Time (s)", "Samples/s", "GFLOP/s", "Share of peak"]
-    return lines + table(header, "llrrrrr", rows)
+    header = ["Chapter", "Run", "Steps", "Time (s)", "Samples/s", "GFLOP in all", "GFLOP/s"]
+    header.append("Share of peak")
+    return lines + table(header, "llrrrrrr", rows)
 
 
 def render(report: dict, notebooks: list[str], budgets: dict[str, float | None]) -> str:

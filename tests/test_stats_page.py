@@ -70,7 +70,7 @@ def test_render_rows_budgets_and_sections():
     assert "```{note}\nProvisional" in page
     assert "Not measured on `mmbook-gpu`: no CUDA device." in page
     assert "**100 GFLOP/s**" in page
-    assert "| {doc}`../chapters/b` | `big` | 10 | 4.0 | 160 | 2.5 | 2.5% |" in page
+    assert "| {doc}`../chapters/b` | `big` | 10 | 4.0 | 160 | 10 | 2.5 | 2.5% |" in page
     assert "Not measured in this report (--skip book)." in page
 
 

@@ -41,7 +41,6 @@ __all__ = [
     "canonical_captions",
     "encode_dialogues",
     "follow_ups",
-    "group_by_image",
     "parse_caption",
     "question_prior",
     "question_type",
@@ -130,30 +129,6 @@ def follow_ups(scenes: Scenes, seed: int = 0) -> tuple[torch.Tensor, list[list[t
             index.append(i)
             dialogues.append([first, (f"and {reference}", second[1])])
     return torch.tensor(index, dtype=torch.long), dialogues
-
-
-def group_by_image(image_index: torch.Tensor, per_image: int, seed: int = 0) -> torch.Tensor:
-    """Pick ``per_image`` conversations about each image, so a batch encodes each image once.
-
-    ``image_index (M,) int64``: the image each of M conversations is about; every image
-    ``0 .. N-1`` needs at least one. Returns ``(N, per_image) int64`` row numbers into the M
-    conversations: each image's own, in a random order drawn from ``seed``, repeated in turn
-    where an image has fewer than ``per_image``.
-    """
-    check_tensor("image_index", image_index, ndim=1, dtype="integer")
-    check_int("per_image", per_image, minimum=1)
-    check_int("seed", seed, minimum=0)
-    if int(image_index.min()) < 0:
-        raise ValueError(f"image_index must hold image numbers >= 0, got {int(image_index.min())}")
-    counts = torch.bincount(image_index)
-    if bool((counts == 0).any()):
-        missing = int((counts == 0).nonzero()[0])
-        raise ValueError(f"image_index must name every image 0..N-1, image {missing} has none")
-    noise = torch.rand(len(image_index), generator=torch.Generator().manual_seed(seed))
-    order = torch.argsort(image_index.double() + noise.double())  # by image, shuffled within
-    starts = torch.cumsum(counts, 0) - counts
-    turn = torch.arange(per_image).view(1, -1) % counts.view(-1, 1)  # (N, per_image)
-    return order[starts.view(-1, 1) + turn]
 
 
 def _dialogue_ids(
@@ -327,13 +302,16 @@ class VisualDialogueModel(nn.Module):
     1. *perception*: :meth:`perception_loss` trains the encoder and a small attribute head to
        read, at each place of the shapes world (left, right, top, bottom), the shape, colour and
        size of the object there, or "nothing here";
-    2. *language*: :meth:`forward` trains the GPT on conversations. Its prefix is what the
-       encoder read, one vector per place ``(B, 4, PREFIX_DIM)``: the probabilities of each
-       shape, colour and size (a *concept bottleneck*) and a one-hot code of the place. No
-       gradient flows back into the encoder, which stays as stage 1 left it.
+    2. *language*: the GPT (``self.gpt``) trains on conversations. Its prefix is what the
+       encoder read (:meth:`image_prefix`), one vector per place ``(B, 4, PREFIX_DIM)``: the
+       probabilities of each shape, colour and size (a *concept bottleneck*) and a one-hot code
+       of the place. No gradient flows back into the encoder, which stays as stage 1 left it,
+       so the readings of the training images can be computed once for the whole stage.
 
     ``max_tokens`` is the longest conversation (in tokens) it can read; ``init_std`` is the
-    GPT's initial weight spread (:class:`~mmlib.gpt.GPTConfig`).
+    GPT's initial weight spread (:class:`~mmlib.gpt.GPTConfig`). Two heads, not four: at this
+    width the CPU attention kernel costs about the same per head whatever its size, so four heads
+    of 12 took a fifth longer per step than two of 24, for the same answers (chapter 6.1).
     """
 
     def __init__(
@@ -341,7 +319,7 @@ class VisualDialogueModel(nn.Module):
         vocab_size: int,
         n_embd: int = 48,
         n_layer: int = 2,
-        n_head: int = 4,
+        n_head: int = 2,
         width: int = 8,
         max_tokens: int = 24,
         dropout: float = 0.0,
@@ -403,25 +381,16 @@ class VisualDialogueModel(nn.Module):
         idx: torch.Tensor,
         targets: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``images (B, 3, 32, 32)`` and ``idx (B, T)``, or ``(B, S, T)`` for S conversations
-        about each image -> logits ``(B, [S,] T, vocab)``, and when ``targets`` (same shape as
-        ``idx``, ``-100`` ignored) are given, the mean cross-entropy of the answer tokens."""
+        """``images (B, 3, 32, 32)`` and ``idx (B, T)`` -> logits ``(B, T, vocab)``, and when
+        ``targets (B, T)`` (``-100`` ignored) are given, the mean cross-entropy of the answer
+        tokens. In the language stage the encoder does not change, so its readings can be
+        computed once with :meth:`image_prefix` and passed to ``self.gpt`` directly."""
         check_tensor("idx", idx, dtype="integer")
-        if idx.ndim not in (2, 3) or idx.shape[0] != len(images):
+        if idx.ndim != 2 or idx.shape[0] != len(images):
             raise ValueError(
-                f"idx must have shape (B, T) or (B, S, T) with B = {len(images)} images, "
-                f"got {describe(idx)}"
+                f"idx must have shape (B, T) with B = {len(images)} images, got {describe(idx)}"
             )
-        if targets is not None:
-            check_tensor("targets", targets, dtype="integer", shape=tuple(idx.shape))
-        prefix = self.image_prefix(images)  # (B, 4, PREFIX_DIM)
-        shape = idx.shape
-        if idx.ndim == 3:  # every image once through the encoder, then S conversations each
-            prefix = prefix.repeat_interleave(shape[1], dim=0)  # (B * S, 4, PREFIX_DIM)
-            idx = idx.flatten(0, 1)
-            targets = None if targets is None else targets.flatten(0, 1)
-        logits, loss = self.gpt(idx, prefix, targets)
-        return logits.view(*shape, -1), loss
+        return self.gpt(idx, self.image_prefix(images), targets)  # prefix (B, 4, PREFIX_DIM)
 
     @torch.no_grad()
     def answer(

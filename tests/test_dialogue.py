@@ -11,7 +11,6 @@ from mmlib.dialogue import (
     caption_scores,
     encode_dialogues,
     follow_ups,
-    group_by_image,
     parse_caption,
     question_prior,
     question_type,
@@ -82,18 +81,6 @@ def test_follow_ups_refer_back_to_the_first_question(world):
         follow_ups([1, 2])
 
 
-def test_group_by_image():
-    image_index = torch.tensor([0, 0, 0, 1, 2, 2])
-    rows = group_by_image(image_index, per_image=4, seed=0)
-    assert rows.shape == (3, 4)
-    assert (image_index[rows] == torch.arange(3).view(-1, 1)).all()
-    assert set(rows[0].tolist()) == {0, 1, 2} and rows[1].tolist() == [3] * 4
-    with pytest.raises(ValueError, match="image_index"):
-        group_by_image(torch.tensor([0, 2]), per_image=2)
-    with pytest.raises(ValueError, match="per_image"):
-        group_by_image(image_index, per_image=0)
-
-
 def test_canonical_captions_and_parsing(world):
     scenes, _ = world
     captions = canonical_captions(scenes)
@@ -133,10 +120,9 @@ def test_model_shapes_and_loss(world):
     assert logits.shape == (*idx.shape, tok.vocab_size) and loss is None
     _, loss = model(images, idx, targets)
     assert loss.ndim == 0 and torch.isfinite(loss)
-    three = torch.stack([idx, idx], dim=1)  # (B, S, T): two conversations per image
-    logits3, _ = model(images, three, torch.stack([targets, targets], dim=1))
-    assert logits3.shape == (3, 2, idx.shape[1], tok.vocab_size)
-    assert torch.allclose(logits3[:, 1], logits, atol=1e-5)
+    # the language stage's shortcut: readings computed once, then the GPT alone
+    direct, direct_loss = model.gpt(idx, model.image_prefix(images), targets)
+    assert torch.equal(direct, logits) and torch.equal(direct_loss, loss)
     assert [h.shape for h in model.attribute_logits(images)] == [(3, 4, 4), (3, 4, 7), (3, 4, 3)]
 
 
@@ -232,6 +218,8 @@ def test_bad_input(world):
         model(images, idx.float())
     with pytest.raises(ValueError, match="idx"):
         model(images, idx[:1])
+    with pytest.raises(ValueError, match=r"idx must have shape \(B, T\)"):
+        model(images, idx[:, None])  # one conversation per image, not (B, S, T)
     with pytest.raises(ValueError, match="targets"):
         model(images, idx, targets[:, :-1])
     with pytest.raises(ValueError, match="attributes"):

@@ -215,8 +215,12 @@ def book_build() -> dict:
 
 # ---------------------------------------------------------------------------- the report
 def gflops(flops: float | None) -> str:
-    """FLOP/s as GFLOP/s with three significant figures ('-' when unknown)."""
-    return "-" if flops is None else f"{flops / 1e9:.3g}"
+    """FLOPs (or FLOP/s) in GFLOP: three significant figures, whole numbers from 1,000 on
+    ('-' when unknown)."""
+    if flops is None:
+        return "-"
+    value = flops / 1e9
+    return f"{value:,.0f}" if value >= 1000 else f"{value:.3g}"
 
 
 def percent(ratio: float | None) -> str:

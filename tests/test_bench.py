@@ -84,6 +84,7 @@ def test_heaviest_runs_by_time_with_throughput_and_share_of_peak():
 
 def test_formatters():
     assert bench.gflops(2.5e9) == "2.5" and bench.gflops(1.234e11) == "123"
+    assert bench.gflops(1.1406e12) == "1,141" and bench.gflops(999.4e9) == "999"
     assert bench.gflops(None) == "-"
     assert bench.percent(0.25) == "25%" and bench.percent(0.00028) == "0.028%"
     assert bench.seconds(3.14159) == "3.1" and bench.seconds(None) == "-"

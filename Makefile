@@ -17,8 +17,8 @@ PYTEST := $(PY) -m pytest -p no:cacheprovider
 export TQDM_DISABLE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help setup test unit nbval-cpu nbval-gpu site-test book pdf serve notebooks clean \
-        bench stats
+.PHONY: help setup test unit nbval-cpu nbval-gpu nbval-rounding site-test book pdf serve \
+        notebooks clean bench stats
 
 help:
 	@echo "make test       unit tests, nbval on the CPU kernel (and GPU kernel if CUDA), site checks"
@@ -26,6 +26,7 @@ help:
 	@echo "make pdf        print the whole book to _build/pdf/mmbook.pdf (headless Chromium, no TeX)"
 	@echo "make serve      serve _build/html on http://127.0.0.1:8000"
 	@echo "make notebooks  re-execute notebooks in place on the CPU kernel (NB=path to pick one)"
+	@echo "make nbval-rounding  nbval on one CPU thread: other rounding, as on another machine"
 	@echo "make bench      time notebooks, nbval, the book build and training FLOP/s -> _build/bench"
 	@echo "                (BENCH_NOTEBOOKS=paths to pick some, BENCH_SKIP='book nbval gpu' to skip)"
 	@echo "make stats      copy _build/bench/report.json to book/bench/ and regenerate book/stats.md"
@@ -59,6 +60,12 @@ nbval-gpu: $(STAMP)
 	@if $(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then \
 	  $(PYTEST) $(NBVAL) --nbval-kernel-name mmbook-gpu $(NOTEBOOKS); \
 	else echo "GPU kernel validation skipped: no CUDA device"; fi
+
+# The stored outputs must not depend on one machine's rounding. One thread instead of two sums
+# in another order, so every training run takes a slightly different path, as it does on the
+# GPU kernel or another CPU: a printed check that flips here would flip there (NB=... for some).
+nbval-rounding: $(STAMP)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTEST) $(NBVAL) --nbval-kernel-name mmbook-cpu $(NB)
 
 site-test: book pdf
 	$(PYTEST) tests/site tests/test_api_docs.py

@@ -82,6 +82,33 @@ def test_heaviest_runs_by_time_with_throughput_and_share_of_peak():
     assert bench.heaviest_runs(runs, 1e10, top=1)[0]["desc"] == "long"
 
 
+def test_targets_say_which_are_met():
+    cpu = fake_report()["kernels"]["mmbook-cpu"]
+    book, each, peak = bench.targets(cpu)
+    assert book == ("whole book in 300 s or less", "16.5 s", True)
+    assert each == (
+        "each notebook in 60 s or less",
+        "slowest chapters/b.ipynb: 12.5 s (1 failed)",
+        False,  # a notebook that failed has not met its limit
+    )
+    assert peak[1] == "chapters/b.ipynb 'big': 2.5%" and peak[2] is False
+
+
+@pytest.mark.parametrize(
+    ("slowest_s", "ratio", "total_s", "met"),
+    [
+        (60.0, 0.30, 300.0, (True, True, True)),  # each limit holds at its edge
+        (60.1, 0.29, 300.1, (False, False, False)),
+    ],
+)
+def test_targets_edges(slowest_s, ratio, total_s, met):
+    cpu = fake_report()["kernels"]["mmbook-cpu"]
+    cpu["notebooks"] = [{"path": "chapters/a.ipynb", "budget_s": 90.0, "seconds": slowest_s}]
+    cpu["total_s"] = total_s
+    cpu["heaviest_training"][0]["peak_ratio"] = ratio
+    assert tuple(ok for _, _, ok in bench.targets(cpu)) == met
+
+
 def test_formatters():
     assert bench.gflops(2.5e9) == "2.5" and bench.gflops(1.234e11) == "123"
     assert bench.gflops(1.1406e12) == "1,141" and bench.gflops(999.4e9) == "999"
@@ -139,6 +166,8 @@ def test_format_table_flags_what_matters():
     assert "'big': 10 steps in 4.0 s, 160 samples/s, 2.5 GFLOP/s, 2.5%" in text
     assert "nbval: 20.0 s for make, 18.0 s in notebooks, passed" in text
     assert "make book: skipped (--skip book)" in text
+    assert "    met      whole book in 300 s or less: 16.5 s" in text
+    assert "    NOT MET  heaviest training run at 30% of the matmul peak or more" in text
 
 
 # ---------------------------------------------------------------------------- mmlib/bench.py

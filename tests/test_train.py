@@ -1,5 +1,6 @@
 """The training loop: it learns, repeats bit for bit, records history, and rejects bad input."""
 
+import copy
 import functools
 import math
 from collections import namedtuple
@@ -13,7 +14,7 @@ from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 import mmlib.train
 from mmlib import get_device
-from mmlib.train import History, TensorBatches, shard_batch, to_device, train
+from mmlib.train import History, TensorBatches, default_optimizer, shard_batch, to_device, train
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -429,3 +430,27 @@ def test_history_final_and_plot():
     with pytest.raises(ValueError, match="history must hold at least one step"):
         History().plot()
     assert repr(History()) == "History(steps=0, evaluations=0)"
+
+
+def test_default_optimizer_is_fused_adamw_and_matches_the_plain_one():
+    torch.manual_seed(0)
+    model = make_model(dropout=0.0)
+    twin, start = copy.deepcopy(model), copy.deepcopy(model)
+    fused = default_optimizer(model, lr=0.05, weight_decay=0.1)
+    plain = torch.optim.AdamW(twin.parameters(), lr=0.05, weight_decay=0.1, foreach=False)
+    assert isinstance(fused, torch.optim.AdamW) and fused.defaults["fused"] is True
+    assert plain.defaults["fused"] is not True
+    x, y = make_data()
+    for net, opt in ((model, fused), (twin, plain)):
+        for _ in range(5):
+            opt.zero_grad()
+            F.cross_entropy(net(x), y).backward()
+            opt.step()
+    for a, b, a0 in zip(model.parameters(), twin.parameters(), start.parameters(), strict=True):
+        assert not torch.allclose(a, a0)  # five steps moved every tensor
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_default_optimizer_falls_back_to_plain_adamw_off_cpu_and_cuda():
+    model = make_model().to("meta")
+    assert default_optimizer(model).defaults["fused"] is None

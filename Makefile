@@ -65,7 +65,7 @@ nbval-gpu: $(STAMP)
 # in another order, so every training run takes a slightly different path, as it does on the
 # GPU kernel or another CPU: a printed check that flips here would flip there (NB=... for some).
 nbval-rounding: $(STAMP)
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTEST) $(NBVAL) --nbval-kernel-name mmbook-cpu $(NB)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MMBOOK_BUDGETS=report $(PYTEST) $(NBVAL) --nbval-kernel-name mmbook-cpu $(NB)
 
 site-test: book pdf
 	$(PYTEST) tests/site tests/test_api_docs.py

@@ -3,6 +3,10 @@
 Each notebook declares ``metadata.mmbook.budget_s`` (at most 60 s); the whole book may take
 at most 300 s. Time is measured from the kernel's start to the last cell, as nbval runs it.
 Load with ``-p tests.nbval_budget``. Writes ``_build/nbval-times-<kernel>.json``.
+
+With ``MMBOOK_BUDGETS=report`` the times are reported but an exceeded budget does not fail the
+run: ``make nbval-rounding`` runs on one CPU thread, slower than the two the budgets are set for,
+and checks the outputs only.
 """
 
 from __future__ import annotations
@@ -73,7 +77,8 @@ def pytest_sessionfinish(session, exitstatus):
         "over": _over,
     }
     (out / f"nbval-times-{kernel}.json").write_text(json.dumps(report, indent=1))
-    if _over and exitstatus == pytest.ExitCode.OK:
+    enforced = os.environ.get("MMBOOK_BUDGETS", "enforce") != "report"
+    if _over and enforced and exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -87,5 +92,6 @@ def pytest_terminal_summary(terminalreporter, config):
         flag = "  OVER BUDGET" if seconds > budget else ""
         write(f"  {path:45s} {seconds:6.1f} s  [{budget:.0f} s]{flag}")
     write(f"  {'total':45s} {sum(_times.values()):6.1f} s  [{BOOK_BUDGET_S:.0f} s]")
+    enforced = os.environ.get("MMBOOK_BUDGETS", "enforce") != "report"
     for line in _over:
-        write(f"BUDGET EXCEEDED: {line}", red=True)
+        write(f"BUDGET EXCEEDED: {line}" + ("" if enforced else " (reported only)"), red=True)

@@ -11,14 +11,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("budget, expected_rc", [(1, 1), (60, 0)])
-def test_budget_is_enforced(tmp_path, budget, expected_rc):
+@pytest.mark.parametrize(
+    "budget, mode, expected_rc", [(1, "enforce", 1), (60, "enforce", 0), (1, "report", 0)]
+)
+def test_budget_is_enforced(tmp_path, budget, mode, expected_rc):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("import time\ntime.sleep(1.5)")]
     nb.metadata["mmbook"] = {"budget_s": budget}
     path = tmp_path / "slow.ipynb"
     nbformat.write(nb, path)
-    env = dict(os.environ, MMBOOK_NBVAL_REPORT_DIR=str(tmp_path))
+    env = dict(os.environ, MMBOOK_NBVAL_REPORT_DIR=str(tmp_path), MMBOOK_BUDGETS=mode)
     result = subprocess.run(
         [
             sys.executable,
@@ -43,5 +45,6 @@ def test_budget_is_enforced(tmp_path, budget, expected_rc):
     )
     assert result.returncode == expected_rc, result.stdout[-2000:]
     assert (tmp_path / "nbval-times-mmbook-cpu.json").exists()
-    if expected_rc:
+    if budget == 1:  # over budget: said in either mode
         assert "BUDGET EXCEEDED" in result.stdout
+        assert ("(reported only)" in result.stdout) == (mode == "report")

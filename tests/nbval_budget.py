@@ -47,6 +47,11 @@ def pytest_collection_modifyitems(items):
             )
 
 
+def _enforced() -> bool:
+    """Whether an exceeded budget fails the run (not with ``MMBOOK_BUDGETS=report``)."""
+    return os.environ.get("MMBOOK_BUDGETS", "enforce") != "report"
+
+
 def _evaluate() -> list[tuple[str, float, float]]:
     """Rows (notebook, seconds, budget); fills ``_over`` with every exceeded budget."""
     rows = []
@@ -77,8 +82,7 @@ def pytest_sessionfinish(session, exitstatus):
         "over": _over,
     }
     (out / f"nbval-times-{kernel}.json").write_text(json.dumps(report, indent=1))
-    enforced = os.environ.get("MMBOOK_BUDGETS", "enforce") != "report"
-    if _over and enforced and exitstatus == pytest.ExitCode.OK:
+    if _over and _enforced() and exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -92,6 +96,5 @@ def pytest_terminal_summary(terminalreporter, config):
         flag = "  OVER BUDGET" if seconds > budget else ""
         write(f"  {path:45s} {seconds:6.1f} s  [{budget:.0f} s]{flag}")
     write(f"  {'total':45s} {sum(_times.values()):6.1f} s  [{BOOK_BUDGET_S:.0f} s]")
-    enforced = os.environ.get("MMBOOK_BUDGETS", "enforce") != "report"
     for line in _over:
-        write(f"BUDGET EXCEEDED: {line}" + ("" if enforced else " (reported only)"), red=True)
+        write(f"BUDGET EXCEEDED: {line}" + ("" if _enforced() else " (reported only)"), red=True)

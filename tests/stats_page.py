@@ -165,13 +165,15 @@ def render(report: dict, notebooks: list[str], budgets: dict[str, float | None])
             "this table says so.",
             "",
         ]
+        rows = targets(cpu)
         lines += table(
             ["Target", "Measured", "Met"],
             "llc",
-            [[t, m.replace("'", "`"), "yes" if ok else "**no**"] for t, m, ok in targets(cpu)],
+            [[t, m.replace("'", "`"), "yes" if ok else "**no**"] for t, m, ok in rows],
         )
         heaviest = (cpu.get("heaviest_training") or [{}])[0]
-        if not targets(cpu)[-1][2] and heaviest.get("parameters"):
+        peak_met = rows[-1][2]
+        if not peak_met and heaviest.get("parameters"):
             lines += [
                 "",
                 f"The heaviest run trains a model of {heaviest['parameters']:,} parameters, whose "

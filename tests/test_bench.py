@@ -109,6 +109,12 @@ def test_targets_edges(slowest_s, ratio, total_s, met):
     assert tuple(ok for _, _, ok in bench.targets(cpu)) == met
 
 
+def test_targets_without_training_runs():
+    cpu = fake_report()["kernels"]["mmbook-cpu"]
+    cpu["heaviest_training"] = []
+    assert bench.targets(cpu)[-1][1:] == ("-", False)
+
+
 def test_formatters():
     assert bench.gflops(2.5e9) == "2.5" and bench.gflops(1.234e11) == "123"
     assert bench.gflops(1.1406e12) == "1,141" and bench.gflops(999.4e9) == "999"

@@ -393,7 +393,15 @@ def default_optimizer(
     cores). Both compute the same update, up to rounding. Used when every parameter is a
     floating-point tensor on the CPU or a CUDA device, all on one device.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {describe(model)}")
+    _check_positive("lr", lr)
+    check_float("weight_decay", weight_decay, low=0.0)
     params = list(model.parameters())
+    if not params:
+        raise ValueError(
+            f"model must have parameters to optimise, got a {type(model).__name__} with none"
+        )
     devices = {p.device.type for p in params}
     fused = len(devices) == 1 and devices <= {"cpu", "cuda"}
     fused = fused and all(p.is_floating_point() for p in params)

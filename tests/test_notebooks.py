@@ -136,3 +136,41 @@ def test_ruff_lints_and_formats_code_and_notebooks():
         [ruff, "format", "--check", *targets], cwd=ROOT, capture_output=True, text=True
     )
     assert fmt.returncode == 0, fmt.stdout
+
+
+def stored_text(nb) -> str:
+    """Every stored stream and text/plain output of ``nb``, joined."""
+    return "\n".join(
+        out.get("text", "") or out.get("data", {}).get("text/plain", "")
+        for cell in code_cells(nb)
+        for out in cell.get("outputs", [])
+    )
+
+
+def quotes_of_chapter_2(chapter_8_source: str, chapter_2_outputs: str) -> list[str]:
+    """What chapter 8 quotes from chapter 2's results table and chapter 2 did not print."""
+    table = re.findall(
+        r"^\| (early fusion|late fusion|joint)[^|]* \| ([\d,]+) \| ([\d.]+) \| ([\d.]+) \|$",
+        chapter_8_source,
+        flags=re.MULTILINE,
+    )
+    if [row[0] for row in table] != ["early fusion", "late fusion", "joint"]:
+        return [f"chapter 8's fusion table: {table}"]
+    wrong = []
+    for name, parameters, accuracy, hard in table:
+        row = rf"^{name}[a-z ]*\s+{parameters}\s+[\d.]+\s+{accuracy}\s+{hard}$"
+        if not re.search(row, chapter_2_outputs, flags=re.MULTILINE):
+            wrong.append(f"{name} {parameters} {accuracy} {hard}")
+    _, _, accuracy, hard = table[-1]
+    if f"({accuracy} test, {hard} hard)" not in chapter_8_source:
+        wrong.append(f"the key takeaways' joint space ({accuracy} test, {hard} hard)")
+    return wrong
+
+
+def test_chapter_8_quotes_chapter_2s_stored_results():
+    """Chapter 8's fusion table and takeaways repeat chapter 2's results table (a cell whose
+    output is not compared, since it holds times): regenerating chapter 2 must not leave
+    chapter 8 stale."""
+    source = "\n".join(c.source for c in read(ROOT / "chapters/08_summary.ipynb").cells)
+    outputs = stored_text(read(ROOT / "chapters/02_core_concepts.ipynb"))
+    assert quotes_of_chapter_2(source, outputs) == []

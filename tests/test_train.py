@@ -454,3 +454,19 @@ def test_default_optimizer_is_fused_adamw_and_matches_the_plain_one():
 def test_default_optimizer_falls_back_to_plain_adamw_off_cpu_and_cuda():
     model = make_model().to("meta")
     assert default_optimizer(model).defaults["fused"] is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"model": "a model"}, TypeError, "model must be a torch.nn.Module, got str 'a model'"),
+        ({"model": torch.nn.ReLU()}, ValueError, "model must have parameters.*got a ReLU"),
+        ({"lr": 0.0}, ValueError, "lr must be a positive finite number, got 0.0"),
+        ({"lr": "fast"}, TypeError, "lr must be a number"),
+        ({"weight_decay": -0.1}, ValueError, r"weight_decay must be in \[0.0, None\]"),
+    ],
+)
+def test_default_optimizer_rejects_bad_input(kwargs, error, message):
+    kwargs = {"model": make_model(), **kwargs}
+    with pytest.raises(error, match=message):
+        default_optimizer(**kwargs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -24,3 +25,17 @@ def seed_everything(seed: int) -> torch.Generator:
     generator = torch.Generator()
     generator.manual_seed(seed)
     return generator
+
+
+def book_seed(default: int = 0) -> int:
+    """The seed of this run of a chapter: ``default``, or ``MMBOOK_SEED`` when it is set.
+
+    ``make bands`` sets ``MMBOOK_SEED`` to run a chapter under several seeds and measure the
+    range of its headline results (:mod:`mmlib.results`). A reader may set it too.
+    """
+    value = os.environ.get("MMBOOK_SEED", "").strip()
+    if not value:
+        return default
+    if not value.isdigit():
+        raise ValueError(f"MMBOOK_SEED must be a whole number >= 0, got {value!r}")
+    return int(value)

@@ -1,0 +1,131 @@
+"""mmlib.results: numbers that print as the book shows them and declare their tolerance."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import mmlib
+from mmlib import results
+from mmlib.results import NUMBER, Band, Number, report, seed_band, show_table
+
+
+@pytest.fixture
+def bands_file(tmp_path, monkeypatch):
+    path = tmp_path / "seed_bands.json"
+    entry = {"values": [0.85, 0.94, 0.9, 0.88, 0.91], "fmt": ".3f", "notebook": "x.ipynb"}
+    path.write_text(json.dumps({"bands": {"t.acc": entry}}))
+    monkeypatch.setattr(results, "BANDS_FILE", path)
+    monkeypatch.delenv("MMBOOK_SEED", raising=False)
+    return path
+
+
+@pytest.fixture
+def shown(monkeypatch):
+    """What results._display would show: (text, metadata) per call."""
+    calls = []
+
+    def fake_display(obj, raw=False, metadata=None):
+        calls.append((obj["text/plain"], metadata))
+
+    import IPython.display
+
+    monkeypatch.setattr(IPython.display, "display", fake_display)
+    return calls
+
+
+def test_number_prints_in_its_format_and_stays_a_float():
+    acc = Number(0.88333, tol=0.05)
+    assert repr(acc) == str(acc) == f"{acc}" == "0.883"
+    assert acc + 1 == pytest.approx(1.88333)
+    assert repr(Number(68090.2, ",d")) == "68,090"
+    assert repr(Number(0.5, ".0%")) == "50%"
+
+
+def test_number_declares_what_a_rerun_may_print():
+    assert Number(0.9, tol=0.05).allowed == pytest.approx((0.85, 0.95))
+    assert Number(3.2, ".1f", machine=True).allowed == "any"
+    assert Number(7, ",d").allowed is None
+    data, meta = Number(0.9, tol=0.05)._repr_mimebundle_()
+    assert data == {"text/plain": "0.900"}
+    assert meta["mmbook"]["numbers"] == [[0.85, 0.95]]
+
+
+def test_number_rejects_bad_input():
+    with pytest.raises(TypeError, match="value"):
+        Number("0.9")
+    with pytest.raises(ValueError, match="at most one"):
+        Number(0.9, tol=0.1, machine=True)
+    with pytest.raises(ValueError, match="tol"):
+        Number(0.9, tol=-1)
+
+
+def test_band_widens_the_seed_range_by_half_its_width():
+    band = Band(0.85, 0.95, 5)
+    assert band.margin == pytest.approx(0.05)
+    assert band.accepts(0.81) and not band.accepts(0.79)
+    assert repr(band) == "0.850–0.950 over 5 seeds"
+    # a band of equal values still accepts 2% of its magnitude
+    assert Band(1.0, 1.0, 5).accepted == pytest.approx((0.98, 1.02))
+
+
+def test_seed_band_reads_the_stored_file(bands_file):
+    band = seed_band("t.acc")
+    assert (band.lo, band.hi, band.seeds) == (0.85, 0.94, 5)
+    with pytest.raises(KeyError, match="make bands"):
+        seed_band("t.missing")
+
+
+def test_report_shows_the_band_and_the_verdict(bands_file, shown):
+    value = report("t.acc", 0.9012, "toy accuracy")
+    text, meta = shown[-1]
+    assert text == "toy accuracy: 0.901 (seed band 0.850–0.940 over 5 seeds; on track)"
+    assert meta["mmbook"]["report"] == {"name": "t.acc", "value": 0.9012, "fmt": ".3f"}
+    # one entry per number in the text: the value's range, then the band's figures exactly
+    assert meta["mmbook"]["numbers"][0] == pytest.approx([0.805, 0.985])
+    assert meta["mmbook"]["numbers"][1:] == [None, None, None]
+    assert isinstance(value, Number) and value.band == seed_band("t.acc")
+    report("t.acc", 0.5, "toy accuracy")
+    assert "OFF TRACK" in shown[-1][0]
+
+
+def test_report_while_measuring_bands_needs_no_band(bands_file, shown, monkeypatch):
+    monkeypatch.setenv("MMBOOK_SEED", "3")
+    report("t.new", 0.7, "new")
+    assert shown[-1][0] == "new: 0.700 (measuring the band)"
+    assert mmlib.book_seed() == 3
+    monkeypatch.setenv("MMBOOK_SEED", "x")
+    with pytest.raises(ValueError, match="MMBOOK_SEED"):
+        mmlib.book_seed()
+
+
+def test_report_rejects_bad_input(bands_file):
+    with pytest.raises(ValueError, match="value"):
+        report("t.acc", float("nan"), "x")
+    with pytest.raises(TypeError, match="label"):
+        report("t.acc", 0.9, 3)
+
+
+def test_show_table_keeps_each_numbers_tolerance(shown):
+    rows = {
+        "early fusion": {
+            "params": 68090,
+            "test": Number(0.883, tol=0.1),
+            "s": Number(6.7, ".1f", machine=True),
+        },
+        "late 2": {
+            "params": 79346,
+            "test": Number(0.935, tol=0.1),
+            "s": Number(4.9, ".1f", machine=True),
+        },
+    }
+    show_table(rows, first="model")
+    text, meta = shown[-1]
+    assert text.splitlines()[1].split() == ["early", "fusion", "68,090", "0.883", "6.7"]
+    specs = meta["mmbook"]["numbers"]
+    assert len(specs) == len(NUMBER.findall(text))
+    # the row label "late 2" holds a number that must match exactly
+    assert specs[3:] == [None, None, pytest.approx([0.835, 1.035]), "any"]
+    with pytest.raises(TypeError, match="rows"):
+        show_table({})

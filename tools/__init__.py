@@ -1,0 +1,1 @@
+"""Tooling that builds, measures and checks the book; not part of mmlib, not tests."""

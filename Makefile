@@ -10,7 +10,7 @@ STAMP := $(VENV)/.mmbook-installed
 MATHJAX := book/assets/mathjax/tex-mml-chtml.js
 NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb))
 NB ?= $(NOTEBOOKS)
-NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg -p tests.nbval_budget \
+NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg -p tests.nbval_budget -p tests.nbval_numbers \
          --nbval-cell-timeout 300
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 # Progress bars would make stored outputs differ; readers running notebooks still see them.
@@ -18,7 +18,7 @@ export TQDM_DISABLE := 1
 export PYTHONHASHSEED := 0
 
 .PHONY: help setup test unit nbval-cpu nbval-gpu nbval-rounding site-test book pdf serve \
-        notebooks clean bench stats
+        notebooks bands clean bench stats test-py313
 
 help:
 	@echo "make test       unit tests, nbval on the CPU kernel (and GPU kernel if CUDA), site checks"
@@ -26,7 +26,9 @@ help:
 	@echo "make pdf        print the whole book to _build/pdf/mmbook.pdf (headless Chromium, no TeX)"
 	@echo "make serve      serve _build/html on http://127.0.0.1:8000"
 	@echo "make notebooks  re-execute notebooks in place on the CPU kernel (NB=path to pick one)"
+	@echo "make bands      measure seed bands of headline results (NB=..., SEEDS='0 1 2 3 4')"
 	@echo "make nbval-rounding  nbval on one CPU thread: other rounding, as on another machine"
+	@echo "make test-py313 unit tests and CPU nbval on Python 3.13 in .venv-py313 (NB=paths to pick some)"
 	@echo "make bench      time notebooks, nbval, the book build and training FLOP/s -> _build/bench"
 	@echo "                (BENCH_NOTEBOOKS=paths to pick some, BENCH_SKIP='book nbval gpu' to skip)"
 	@echo "make stats      copy _build/bench/report.json to book/bench/ and regenerate book/stats.md"
@@ -67,6 +69,28 @@ nbval-gpu: $(STAMP)
 nbval-rounding: $(STAMP)
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MMBOOK_BUDGETS=report $(PYTEST) $(NBVAL) --nbval-kernel-name mmbook-cpu $(NB)
 
+# requires-python is >=3.11: .venv holds the oldest, this the newest supported Python (3.13), in
+# its own venv with its own mmbook kernels (--sys-prefix, so the two never overwrite each other).
+# PYTHON313=/path/to/python3.13 picks the interpreter; otherwise python3.13 on PATH if it runs
+# (a pyenv shim may not), else pyenv's 3.13.
+VENV313 ?= .venv-py313
+PYTHON313 ?=
+
+test-py313:
+	@py=""; \
+	for c in $(PYTHON313) python3.13 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13; do \
+	  py=$$("$$c" -c 'import sys; assert sys.version_info[:2] == (3, 13); print(sys.executable)' \
+	        2>/dev/null) && break || py=""; \
+	done; \
+	if [ -z "$$py" ]; then \
+	  echo "make test-py313: no Python 3.13 found (tried $(or $(PYTHON313),PYTHON313 unset)," \
+	       "python3.13 on PATH, $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13)." \
+	       "Install one (e.g. pyenv install 3.13) or pass PYTHON313=/path/to/python3.13." >&2; \
+	  exit 1; \
+	fi; \
+	echo "Python 3.13: $$py -> $(VENV313)"; \
+	$(MAKE) --no-print-directory unit nbval-cpu PYTHON="$$py" VENV=$(VENV313) NOTEBOOKS="$(NB)"
+
 site-test: book pdf
 	$(PYTEST) tests/site tests/test_api_docs.py
 
@@ -85,13 +109,15 @@ serve:
 
 notebooks: $(STAMP)
 	@for nb in $(NB); do \
-	  start=$$(date +%s%N); \
-	  $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
-	    --ExecutePreprocessor.kernel_name=mmbook-cpu --ExecutePreprocessor.timeout=600 \
-	    --log-level=WARN "$$nb"; \
+	  $(PY) -m tools.execute_notebook --kernel mmbook-cpu "$$nb"; \
 	  $(VENV)/bin/nbstripout --keep-output --keep-count "$$nb"; \
-	  echo "$$nb: $$(( ($$(date +%s%N) - start) / 1000000 )) ms"; \
 	done
+
+# Seed bands: run notebooks under several seeds; store each headline result's range with the
+# command, date and machine in mmlib/seed_bands.json (tools/seed_bands.py). NB=... picks some.
+SEEDS ?= 0 1 2 3 4
+bands: $(STAMP)
+	$(PY) -m tools.seed_bands --seeds "$(SEEDS)" $(NB)
 
 # ---------------------------------------------------------------- speed
 BENCH_NOTEBOOKS ?= $(NOTEBOOKS)
@@ -105,4 +131,5 @@ stats: $(STAMP)
 
 clean:
 	rm -rf _build .pytest_cache .coverage
-	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
+	find . -name __pycache__ -not -path "./$(VENV)/*" -not -path "./$(VENV313)/*" -prune \
+	  -exec rm -rf {} +

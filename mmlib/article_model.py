@@ -50,7 +50,10 @@ class TextModule(nn.Module):
                 f"got values from {int(lengths.min())} to {int(lengths.max())}"
             )
         packed = nn.utils.rnn.pack_padded_sequence(
-            x, lengths.cpu(), batch_first=True, enforce_sorted=False
+            x,
+            lengths.cpu(),
+            batch_first=True,
+            enforce_sorted=False,
         )
         _, h_n = self.rnn(packed)
         return h_n[-1]  # (B, H), in the original batch order

@@ -90,12 +90,14 @@ def layer_gradient_norms(model: nn.Module, loss: torch.Tensor) -> list[float]:
 
 
 def input_gradient_norms(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """How much the last output depends on each input step: ``(T,)`` float on the CPU.
+    """How much the last output depends on each input step: ``(T,)`` float64 on the CPU.
 
     ``model`` maps ``inputs (B, T, E)`` to outputs ``(B, T, H)`` (or a tuple whose first item is
     that, like ``nn.GRU(..., batch_first=True)``). Entry t is ``||d sum(outputs[:, -1]) /
     d inputs[:, t]||``, averaged over the batch. Vanishing gradients show as entries that
-    shrink geometrically towards t = 0.
+    shrink geometrically towards t = 0. The norms are taken in float64: a float32 gradient of
+    1e-25 is representable, but its square is not (float32 ends near 1e-45), so a float32 norm
+    would print 0 where the gradient is merely tiny.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {describe(model)}")
@@ -110,7 +112,7 @@ def input_gradient_norms(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor
                 f"model must return outputs (B, T, H) for inputs (B, T, E), got {describe(outputs)}"
             )
         (grad,) = torch.autograd.grad(outputs[:, -1].sum(), x)
-    return grad.norm(dim=2).mean(dim=0).detach().cpu()
+    return grad.detach().double().norm(dim=2).mean(dim=0).cpu()
 
 
 def set_update_gate_bias(gru: nn.GRU, value: float) -> nn.GRU:

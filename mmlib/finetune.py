@@ -18,7 +18,7 @@ from torch import nn
 from mmlib.device import get_device
 from mmlib.metrics import accuracy
 from mmlib.train import History, TensorBatches, train
-from mmlib.validate import check_int, check_same_batch, check_tensor, describe
+from mmlib.validate import check_choice, check_int, check_same_batch, check_tensor, describe
 
 __all__ = ["fit_classifier", "per_class_subset", "predict", "zero_shot_scores"]
 
@@ -171,13 +171,20 @@ def zero_shot_scores(
     prompt_embeddings: torch.Tensor,
     prompt_classes: torch.Tensor,
     num_classes: int,
+    ensemble: str = "max",
 ) -> torch.Tensor:
-    """Classify without labels: each class scores its best-matching prompt, ``(N, num_classes)``.
+    """Classify without labels by comparing images with prompts: scores ``(N, num_classes)``.
 
     ``image_embeddings (N, D)`` and ``prompt_embeddings (P, D)`` are unit-length (as from
     ``DualEncoder.encode_images`` / ``encode_texts``); ``prompt_classes (P,) int`` says which
-    class each prompt describes. Score of class c = the highest cosine similarity between the
-    image and any prompt of c (a max over a prompt ensemble). Every class needs a prompt.
+    class each prompt describes. Every class needs a prompt. ``ensemble`` says how the prompts
+    of a class c are combined:
+
+    - ``"max"``: the score of c is the highest cosine similarity between the image and any
+      prompt of c: the image's nearest prompt decides (nearest-caption classification);
+    - ``"mean"``: CLIP's prompt ensembling (Radford et al. 2021): the prompts' embeddings are
+      averaged and the mean renormalised to unit length, and the score is the cosine
+      similarity with that one class embedding.
     """
     check_tensor("image_embeddings", image_embeddings, ndim=2, dtype="float", finite=True)
     dim = image_embeddings.shape[1]
@@ -185,6 +192,7 @@ def zero_shot_scores(
     check_tensor("prompt_classes", prompt_classes, ndim=1, dtype="integer")
     check_same_batch(prompt_embeddings=prompt_embeddings, prompt_classes=prompt_classes)
     check_int("num_classes", num_classes, minimum=1)
+    check_choice("ensemble", ensemble, ("max", "mean"))
     counts = torch.bincount(prompt_classes.cpu().clamp(min=0), minlength=num_classes)
     if int(prompt_classes.min()) < 0 or int(prompt_classes.max()) >= num_classes:
         raise ValueError(
@@ -194,7 +202,13 @@ def zero_shot_scores(
     if bool((counts == 0).any()):
         missing = (counts == 0).nonzero().flatten().tolist()
         raise ValueError(f"prompt_classes must give every class a prompt, got none for {missing}")
-    similarity = image_embeddings @ prompt_embeddings.to(image_embeddings).T  # (N, P)
+    prompts = prompt_embeddings.to(image_embeddings)
+    if ensemble == "mean":
+        owner = prompt_classes.to(prompts.device)
+        unit = F.normalize(prompts, dim=1)
+        sums = prompts.new_zeros(num_classes, dim).index_add_(0, owner, unit)  # (C, D)
+        return image_embeddings @ F.normalize(sums, dim=1).T  # the mean's direction is the sum's
+    similarity = image_embeddings @ prompts.T  # (N, P)
     owner = prompt_classes.to(similarity.device)
     scores = similarity.new_full((len(similarity), num_classes), float("-inf"))
     return scores.scatter_reduce(1, owner.expand_as(similarity), similarity, reduce="amax")

@@ -39,6 +39,7 @@ __all__ = [
     "caption_match",
     "captions_for",
     "make_scenes",
+    "object_captions",
     "qa_examples",
     "show_scenes",
     "split_combinations",
@@ -313,6 +314,22 @@ def captions_for(
             attributes.tolist(), num_objects.tolist(), relations.tolist(), strict=True
         )
     ]
+
+
+def object_captions() -> tuple[torch.Tensor, list[str]]:
+    """Every single-object caption: ``(attributes (144, 4) int64, captions)``.
+
+    One row per shape, colour, size and position (the columns of :data:`ATTRIBUTES`, in that
+    order), e.g. ``[0, 0, 0, 0]`` and "a small red circle on the left": the prompts that
+    zero-shot classification compares an image with.
+    """
+    objects = torch.cartesian_prod(*(torch.arange(len(v)) for v in ATTRIBUTES.values()))
+    captions = captions_for(
+        torch.stack([objects, torch.full_like(objects, -1)], dim=1),  # no second object
+        torch.ones(len(objects), dtype=torch.long),
+        torch.full((len(objects),), -1),
+    )
+    return objects, captions
 
 
 def _check_structure(attributes, num_objects, relations) -> None:
@@ -628,9 +645,13 @@ def show_scenes(scenes_or_images, captions=None, nrow: int = 8, ax=None):
 
     ``scenes_or_images``: :class:`Scenes` or ``Digits`` (their captions are used unless
     ``captions`` is given) or images ``(B, 3, H, W) float`` in [0, 1]. Returns the Figure.
+    Captions are set at 8 pt or more once the figure is scaled to the page width
+    (:mod:`mmlib.plotting`), wrapped to the width of their image, with room left under it.
     """
     import matplotlib.pyplot as plt
     from torchvision.utils import make_grid
+
+    from mmlib.plotting import MIN_POINTS, PAGE_WIDTH_IN
 
     if hasattr(scenes_or_images, "images") and hasattr(scenes_or_images, "captions"):
         images = scenes_or_images.images  # Scenes, or Digits from mmlib.digits
@@ -646,23 +667,48 @@ def show_scenes(scenes_or_images, captions=None, nrow: int = 8, ax=None):
         if len(captions) != len(images):
             raise ValueError(f"captions must have {len(images)} entries, got {len(captions)}")
     columns = min(nrow, len(images))
-    rows = -(-len(images) // columns)
-    size = images.shape[-1]
-    pad = 2 if captions is None else size // 2  # room under each image for its caption
-    grid = make_grid(
-        images.detach().float().cpu().clamp(0, 1), nrow=columns, padding=pad, pad_value=0.3
-    )
-    if ax is None:
-        cell = 1.3 if captions is None else 1.6
-        fig, ax = plt.subplots(figsize=(cell * columns, (cell + 0.1) * rows))
+    size, pad = images.shape[-1], 2
+    images = images.detach().float().cpu().clamp(0, 1)
+    grid_width = columns * (size + pad) + pad  # pixels
+    margin = 0.15  # inches around the grid in a figure of its own
+    width = (1.3 if captions is None else 1.6) * columns  # inches, of the figure
+    grid_inches = width - 2 * margin  # the grid's width on the page
+    if ax is not None:
+        ax.figure.tight_layout()  # the box the grid gets in the caller's figure, laid out
+        width = ax.figure.get_figwidth()
+        grid_inches = ax.get_position().width * width
+    lines, room = [], 0
+    if captions is not None:
+        # Text shrinks with the figure when the page shows it at PAGE_WIDTH_IN: set it larger
+        # (the saved figure is up to 0.4 in wider than its size: margins of a tight bounding box)
+        fontsize = MIN_POINTS * max(1.0, (width + 0.4) / PAGE_WIDTH_IN)
+        points_per_pixel = 72 * grid_inches / grid_width
+        chars = max(4, int(0.95 * size * points_per_pixel / (0.55 * fontsize)))
+        lines = [textwrap.fill(c, chars, break_long_words=False) for c in captions]
+        most = max(text.count("\n") + 1 for text in lines)
+        room = int(-(-(most * 1.15 * fontsize + 6) // points_per_pixel))  # pixels under each
+        images = torch.nn.functional.pad(images, (0, 0, 0, room), value=0.3)
+    grid = make_grid(images, nrow=columns, padding=pad, pad_value=0.3)
+    own_figure = ax is None
+    if own_figure:
+        height = grid_inches * grid.shape[1] / grid.shape[2] + 2 * margin
+        fig, ax = plt.subplots(figsize=(width, height))
+        fig.subplots_adjust(
+            left=margin / width,
+            right=1 - margin / width,
+            bottom=margin / height,
+            top=1 - margin / height,
+        )
     else:
         fig = ax.figure
     ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
     ax.set_axis_off()
-    for k, caption in enumerate(captions or []):
+    for k, text in enumerate(lines):
         x = pad + (k % columns) * (size + pad) + size / 2
-        y = pad + (k // columns) * (size + pad) + size + 1
-        text = textwrap.fill(caption, 24)
-        ax.text(x, y, text, ha="center", va="top", fontsize=6, color="white", linespacing=1.0)
-    fig.tight_layout()
+        y = pad + (k // columns) * (size + room + pad) + size + 1
+        ax.text(
+            x, y, text, ha="center", va="top", fontsize=fontsize, color="white", linespacing=1.1
+        )
+    if not own_figure:  # lay out the caller's figure, as before
+        fig.tight_layout()
     return fig

@@ -21,18 +21,25 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.std import tqdm  # tqdm.auto warns with a machine path when ipywidgets is missing
 
 from mmlib import ddp as distributed
 from mmlib.device import get_device
 from mmlib.seed import seed_everything
 from mmlib.validate import check_float, check_int, check_same_batch, check_tensor, describe
+
+# In JupyterLab the bar is a notebook widget (tqdm.auto; ipywidgets comes with the book extra).
+# Without ipywidgets tqdm.auto would warn "IProgress not found" (with a machine path): text bars.
+if find_spec("ipywidgets") is None:
+    from tqdm.std import tqdm
+else:
+    from tqdm.auto import tqdm
 
 __all__ = ["History", "TensorBatches", "default_optimizer", "shard_batch", "to_device", "train"]
 
@@ -440,6 +447,12 @@ def _log_run(path: str, record: dict[str, Any], model, loss_fn, batch, device) -
         log.write(json.dumps(record) + "\n")
 
 
+def _bars_disabled() -> bool:
+    """True when ``TQDM_DISABLE`` is set (``make test``, ``make notebooks``): tqdm's notebook
+    widget ignores it, so it is read here, on every call."""
+    return os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false")
+
+
 def _evaluate(model: nn.Module, eval_fn: Callable, device: torch.device) -> dict[str, float]:
     """Run ``eval_fn(model)`` in eval mode without gradients, leaving the RNG untouched."""
     cuda = [device.index or 0] if device.type == "cuda" else []
@@ -529,7 +542,7 @@ def train(
     schedule = None
     if scheduler == "cosine":
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-    bar_options = {} if progress and rank == 0 else {"disable": True}
+    bar_options = {} if progress and rank == 0 and not _bars_disabled() else {"disable": True}
     bar = tqdm(total=total, desc=desc, **bar_options)
     log_path = os.environ.get(TRAIN_LOG_ENV) if rank == 0 else None
     first_batch, samples = None, 0

@@ -111,7 +111,21 @@ def test_input_gradient_norms_of_an_rnn_shrink_with_distance():
     # entry t equals the gradient of sum(out[:, -1]) w.r.t. x[:, t], averaged over the batch
     x_grad = x.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(rnn(x_grad)[0][:, -1].sum(), x_grad)
-    assert torch.allclose(norms, grad.norm(dim=2).mean(0))
+    assert torch.allclose(norms, grad.double().norm(dim=2).mean(0))
+
+
+def test_input_gradient_norms_do_not_underflow_to_zero():
+    """Entries of 1e-30 square to 1e-60, below float32's range: the norm is taken in float64."""
+    x = torch.full((2, 3, 4), 1.0)
+
+    class Tiny(nn.Module):
+        def forward(self, inputs):
+            return inputs * 1e-30
+
+    norms = input_gradient_norms(Tiny(), x)
+    assert norms.dtype == torch.float64
+    assert norms[-1].item() == pytest.approx(2e-30)  # ||(1e-30, 1e-30, 1e-30, 1e-30)||
+    assert torch.all(norms[:-1] == 0)
 
 
 @pytest.mark.parametrize(

@@ -134,6 +134,28 @@ def test_zero_shot_scores_take_the_best_prompt_of_each_class():
     assert scores.argmax(1).tolist() == [0, 1, 0]
 
 
+def test_zero_shot_scores_mean_ensemble_averages_the_prompts_of_a_class():
+    """CLIP's prompt ensembling: average the unit prompt embeddings, renormalise, compare."""
+    images = F.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), dim=1)
+    prompts = F.normalize(torch.tensor([[1.0, 0.1], [0.2, 1.0], [-1.0, 0.0], [0.9, 0.9]]), dim=1)
+    classes = torch.tensor([0, 1, 1, 0])
+    scores = zero_shot_scores(images, prompts, classes, 2, ensemble="mean")
+    means = torch.stack([prompts[[0, 3]].mean(0), prompts[[1, 2]].mean(0)])
+    expected = images @ F.normalize(means, dim=1).T
+    assert torch.allclose(scores, expected)
+    # the two can disagree: class 0 has a prompt equal to the image, but its two prompts
+    # average to a direction further from it than class 1's one prompt
+    image = torch.tensor([[1.0, 0.0]])
+    two = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.8, 0.6]])
+    owners = torch.tensor([0, 0, 1])
+    assert zero_shot_scores(image, two, owners, 2).argmax(1).item() == 0
+    assert zero_shot_scores(image, two, owners, 2, ensemble="mean").argmax(1).item() == 1
+    # prompts that are not unit length are normalised first, as CLIP does
+    assert torch.allclose(
+        zero_shot_scores(images, 3 * prompts, classes, 2, ensemble="mean"), expected
+    )
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
@@ -144,6 +166,7 @@ def test_zero_shot_scores_take_the_best_prompt_of_each_class():
         ({"prompt_classes": torch.tensor([0, 1, 2, 0])}, ValueError, "prompt_classes"),
         ({"num_classes": 3}, ValueError, "every class"),
         ({"num_classes": 0}, ValueError, "num_classes"),
+        ({"ensemble": "median"}, ValueError, "ensemble"),
     ],
 )
 def test_zero_shot_scores_reject_bad_input(kwargs, error, match):

@@ -30,6 +30,7 @@ from mmlib.shapes import (
     caption_match,
     captions_for,
     make_scenes,
+    object_captions,
     qa_examples,
     show_scenes,
     split_combinations,
@@ -158,6 +159,15 @@ def test_captions_follow_the_attributes(scenes):
             assert described == [obj[:3] for obj in objects]
             assert relation == RELATIONS[int(scenes.relations[i])]
     assert captions_for(scenes.attributes, scenes.num_objects, scenes.relations) == scenes.captions
+
+
+def test_object_captions_name_every_single_object():
+    objects, captions = object_captions()
+    assert objects.shape == (144, 4) and len(set(captions)) == 144
+    assert captions[0] == "a small red circle on the left"
+    for row, caption in zip(objects.tolist(), captions, strict=True):
+        named = tuple(ATTRIBUTES[k][v] for k, v in zip(ATTRIBUTES, row, strict=True))
+        assert parse(caption) == ([named], None)
 
 
 def test_relations_hold_between_the_object_centres(scenes):

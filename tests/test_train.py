@@ -210,17 +210,40 @@ def test_nan_loss_names_the_step():
 
 def test_progress_bar_follows_progress_and_tqdm_disable(monkeypatch, capsys):
     # tqdm reads TQDM_DISABLE once, at import, into its default for disable=... (make exports
-    # TQDM_DISABLE=1), so mimic each default explicitly rather than relying on the environment.
+    # TQDM_DISABLE=1), so start from a bar that is on by default; train() reads the variable
+    # itself on every call.
     real_tqdm = mmlib.train.tqdm
     monkeypatch.setattr(mmlib.train, "tqdm", functools.partial(real_tqdm, disable=False))
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
     run(steps=2, progress=True, desc="my-run")
     assert "my-run" in capsys.readouterr().err
     run(steps=2, progress=False, desc="my-run")
     assert "my-run" not in capsys.readouterr().err
-    # With TQDM_DISABLE set, progress=True must leave tqdm's default (disabled) alone.
-    monkeypatch.setattr(mmlib.train, "tqdm", functools.partial(real_tqdm, disable=True))
+    monkeypatch.setenv("TQDM_DISABLE", "0")
+    run(steps=2, progress=True, desc="my-run")
+    assert "my-run" in capsys.readouterr().err
+    # With TQDM_DISABLE set, progress=True shows no bar.
+    monkeypatch.setenv("TQDM_DISABLE", "1")
     run(steps=2, progress=True, desc="my-run")
     assert "my-run" not in capsys.readouterr().err
+
+
+def test_notebook_bar_is_a_widget_that_tqdm_disable_turns_off(monkeypatch):
+    # In JupyterLab tqdm.auto is tqdm.notebook, whose bar is an ipywidgets display. It ignores
+    # TQDM_DISABLE (it passes disable=False itself), so validation (make test) relies on train().
+    import tqdm.auto
+    import tqdm.notebook
+
+    assert mmlib.train.tqdm is tqdm.auto.tqdm  # ipywidgets is installed: no "IProgress" warning
+    shown = []
+    monkeypatch.setattr(tqdm.notebook, "display", lambda *args, **kwargs: shown.append(args))
+    monkeypatch.setattr(mmlib.train, "tqdm", tqdm.notebook.tqdm)
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    run(steps=2, progress=True)
+    assert shown == []
+    monkeypatch.delenv("TQDM_DISABLE")
+    run(steps=2, progress=True)
+    assert len(shown) == 1  # the widget, updated in place
 
 
 # ------------------------------------------------------------------------- bad input

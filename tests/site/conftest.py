@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.site.site_tools import CHROMIUM_ARGS, find_chromium
+
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
 
@@ -16,3 +18,9 @@ def html_dir() -> Path:
             pytest.fail("_build/html is missing: CI must run `make book` before the site tests")
         pytest.skip("_build/html is missing: run `make book` first")
     return HTML
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args():
+    """pytest-playwright launches Debian's Chromium (Playwright's own download is unavailable)."""
+    return {"executable_path": find_chromium(), "args": CHROMIUM_ARGS}

@@ -21,7 +21,6 @@ import pytest
 import yaml
 
 from tests.site.site_tools import (
-    CHROMIUM_ARGS,
     CHROMIUM_HINT,
     NOT_LOCAL,
     ROOT,
@@ -64,12 +63,6 @@ KNOWN_ERRORS = [
 
 
 # ---------------------------------------------------------------- fixtures
-@pytest.fixture(scope="session")
-def browser_type_launch_args():
-    """pytest-playwright launches Debian's Chromium (Playwright's own download is unavailable)."""
-    return {"executable_path": find_chromium(), "args": CHROMIUM_ARGS}
-
-
 @pytest.fixture(scope="session")
 def base_url(html_dir):
     """The built site on a free port of 127.0.0.1; pages are opened relative to it."""

@@ -1,6 +1,6 @@
 """Figures a reader can read: text at least 8 pt once the figure is scaled to the page.
 
-The book's pages show a figure at most :data:`PAGE_WIDTH_IN` inches wide (the text column of
+The book's pages show a figure at most ``PAGE_WIDTH_IN`` inches wide (the text column of
 the website at the notebook's 100 dpi, and of the PDF); a wider figure is scaled down, and its
 text with it. :func:`use_book_style` sets readable defaults and checks every figure when it is
 drawn: a text smaller than 8 pt at page width is reported on stderr (which nbval compares, so
@@ -21,7 +21,7 @@ MIN_POINTS = 8.0
 
 
 def small_texts(fig) -> list[tuple[str, float]]:
-    """``(text, points at page width)`` for every visible text below :data:`MIN_POINTS`."""
+    """``(text, points at page width)`` for every visible text below ``MIN_POINTS``."""
     scale = min(1.0, PAGE_WIDTH_IN / fig.get_figwidth())
     found = []
     for text in fig.findobj(mpl.text.Text):

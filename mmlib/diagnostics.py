@@ -112,7 +112,7 @@ def input_gradient_norms(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor
                 f"model must return outputs (B, T, H) for inputs (B, T, E), got {describe(outputs)}"
             )
         (grad,) = torch.autograd.grad(outputs[:, -1].sum(), x)
-    return grad.detach().double().norm(dim=2).mean(dim=0).cpu()
+    return grad.detach().cpu().double().norm(dim=2).mean(dim=0)  # float64 on the CPU (MPS has none)
 
 
 def set_update_gate_bias(gru: nn.GRU, value: float) -> nn.GRU:

@@ -12,6 +12,7 @@ Shapes: B batch, T tokens, 4 prefix vectors (one per place) of PREFIX_DIM = 18 n
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from mmlib.validate import (
 
 __all__ = [
     "PREFIX_DIM",
+    "PREFIX_PARTS",
     "QUESTION_TYPES",
     "VisualDialogueModel",
     "caption_scores",
@@ -44,6 +46,7 @@ __all__ = [
     "parse_caption",
     "question_prior",
     "question_type",
+    "set_reading",
     "slot_accuracy",
     "slot_targets",
 ]
@@ -291,6 +294,39 @@ def caption_scores(generated: Sequence[str], references: Sequence[str]) -> dict[
 #: How many numbers the decoder's prefix holds per place (18), the probabilities of each
 #: shape, colour and size followed by a one-hot code of the place.
 PREFIX_DIM = sum(_SLOT_CLASSES) + len(POSITIONS)
+#: Where each reading sits in a place's prefix vector: ``prefix[..., PREFIX_PARTS["colour"]]``
+#: holds the probabilities of "nothing here" and of each colour.
+PREFIX_PARTS = {
+    "shape": slice(0, _SLOT_CLASSES[0]),
+    "colour": slice(_SLOT_CLASSES[0], _SLOT_CLASSES[0] + _SLOT_CLASSES[1]),
+    "size": slice(_SLOT_CLASSES[0] + _SLOT_CLASSES[1], sum(_SLOT_CLASSES)),
+    "place": slice(sum(_SLOT_CLASSES), PREFIX_DIM),
+}
+
+
+def set_reading(
+    prefix: torch.Tensor, places: torch.Tensor, attribute: str, values: torch.Tensor
+) -> torch.Tensor:
+    """A counterfactual prefix: a copy of ``prefix (B, 4, PREFIX_DIM)`` in which row ``b`` reads,
+    at place ``places[b]``, the ``attribute`` ("shape", "colour" or "size") with index
+    ``values[b]`` (into ``ATTRIBUTES[attribute]``) for certain, whatever the image showed.
+    ``places`` and ``values``: ``(B,) int64``. Nothing else of the prefix changes."""
+    check_tensor("prefix", prefix, dtype="float", shape=(None, len(POSITIONS), PREFIX_DIM))
+    if attribute not in ("shape", "colour", "size"):
+        raise ValueError(f"attribute must be 'shape', 'colour' or 'size', got {attribute!r}")
+    check_tensor("places", places, dtype="integer", shape=(len(prefix),))
+    check_tensor("values", values, dtype="integer", shape=(len(prefix),))
+    classes = len(ATTRIBUTES[attribute])
+    if len(places) and not (0 <= int(places.min()) and int(places.max()) < len(POSITIONS)):
+        raise ValueError(f"places must lie in [0, {len(POSITIONS) - 1}], got {places.tolist()}")
+    if len(values) and not (0 <= int(values.min()) and int(values.max()) < classes):
+        raise ValueError(f"values must lie in [0, {classes - 1}], got {values.tolist()}")
+    edited = prefix.clone()
+    part = PREFIX_PARTS[attribute]
+    reading = F.one_hot(values.to(prefix.device) + 1, classes + 1).to(prefix.dtype)
+    rows = torch.arange(len(prefix), device=prefix.device)
+    edited[rows, places.to(prefix.device), part] = reading
+    return edited
 
 
 class VisualDialogueModel(nn.Module):
@@ -309,9 +345,10 @@ class VisualDialogueModel(nn.Module):
        so the readings of the training images can be computed once for the whole stage.
 
     ``max_tokens`` is the longest conversation (in tokens) it can read; ``init_std`` is the
-    GPT's initial weight spread (:class:`~mmlib.gpt.GPTConfig`). Two heads, not four: at this
-    width the CPU attention kernel costs about the same per head whatever its size (chapter 6.1
-    measured 13.0 s with four heads of 12 and 10.8 s with two of 24, same answers).
+    GPT's initial weight spread (:class:`~mmlib.gpt.GPTConfig`), by default ``1 / sqrt(n_embd)``
+    (fan-in scaling, 0.144 at the width of 48) rather than GPT-2's 0.02, which suits a width of
+    768 and leaves a tiny GPT's attention flat for a long time. Two heads, not four: at this
+    width the CPU attention kernel costs about the same per head whatever its size.
     """
 
     def __init__(
@@ -323,10 +360,13 @@ class VisualDialogueModel(nn.Module):
         width: int = 8,
         max_tokens: int = 24,
         dropout: float = 0.0,
-        init_std: float = 0.1,
+        init_std: float | None = None,
     ):
         super().__init__()
         check_int("width", width, minimum=1)
+        check_int("n_embd", n_embd, minimum=1)
+        if init_std is None:  # fan-in scaling: unit-size inputs give unit-size outputs
+            init_std = 1 / math.sqrt(n_embd)
         check_int("max_tokens", max_tokens, minimum=2)
         places = len(POSITIONS)
         self.encoder = ImageEncoder(dim=places * 4 * width, width=width)
@@ -408,8 +448,40 @@ class VisualDialogueModel(nn.Module):
 
         Greedy (argmax) decoding, or sampling at ``temperature`` from a generator seeded with
         ``seed``. Prompts of equal length are decoded together; each answer is cut at its
-        ``<eos>``. Returns one str per image."""
+        ``<eos>``. Returns one str per image. The same as :meth:`answer_prefix` on
+        ``image_prefix(images)``."""
         check_images("images", images)
+        was_training = self.training
+        self.eval()
+        try:
+            prefix = self.image_prefix(images.to(next(self.parameters()).device))
+        finally:
+            self.train(was_training)
+        return self._answer(
+            prefix, questions, tokenizer, history, max_new_tokens, temperature, seed, "images"
+        )
+
+    @torch.no_grad()
+    def answer_prefix(
+        self,
+        prefix: torch.Tensor,
+        questions: Sequence[str],
+        tokenizer: Tokenizer,
+        history: Sequence[Sequence[tuple[str, str]]] | None = None,
+        max_new_tokens: int = 2,
+        temperature: float | None = None,
+        seed: int = 0,
+    ) -> list[str]:
+        """:meth:`answer` from given readings ``prefix (B, 4, PREFIX_DIM)`` instead of images:
+        what the decoder says when the encoder's readings are these, for example readings edited
+        with :func:`set_reading` (a counterfactual probe)."""
+        check_tensor("prefix", prefix, dtype="float", shape=(None, len(POSITIONS), PREFIX_DIM))
+        return self._answer(
+            prefix, questions, tokenizer, history, max_new_tokens, temperature, seed, "prefix"
+        )
+
+    def _answer(self, prefix, questions, tokenizer, history, max_new_tokens, temperature, seed,
+                source: str) -> list[str]:  # fmt: skip
         questions = check_strings("questions", questions)
         if not isinstance(tokenizer, Tokenizer):
             raise TypeError(f"tokenizer must be a Tokenizer, got {describe(tokenizer)}")
@@ -427,10 +499,10 @@ class VisualDialogueModel(nn.Module):
         if isinstance(history, str) or not isinstance(history, Sequence):
             raise TypeError(f"history must be a list of dialogues or None, got {describe(history)}")
         history = [_check_dialogue(f"history[{k}]", h) for k, h in enumerate(history)]
-        if not len(images) == len(questions) == len(history):
+        if not len(prefix) == len(questions) == len(history):
             raise ValueError(
-                "images, questions and history must have the same length, got "
-                f"{len(images)}, {len(questions)} and {len(history)}"
+                f"{source}, questions and history must have the same length, got "
+                f"{len(prefix)}, {len(questions)} and {len(history)}"
             )
         prompts = [
             _dialogue_ids(tokenizer, h)[0] + tokenizer.encode(q) + [tokenizer.bos_id]
@@ -446,11 +518,11 @@ class VisualDialogueModel(nn.Module):
         allowed[[tokenizer.pad_id, tokenizer.bos_id, tokenizer.unk_id]] = False
         generator = torch.Generator().manual_seed(seed)
         device = next(self.parameters()).device
+        prefix = prefix.to(device)
         was_training = self.training
         self.eval()
         answers = [""] * len(prompts)
         try:
-            prefix = self.image_prefix(images.to(device))  # (B, 4, PREFIX_DIM)
             for length in sorted({len(p) for p in prompts}):
                 rows = [k for k, p in enumerate(prompts) if len(p) == length]
                 idx = torch.tensor([prompts[k] for k in rows], device=device)  # (b, length)

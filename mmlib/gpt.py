@@ -174,8 +174,8 @@ class GPT(nn.Module):
         """Extend ``idx (B, T)`` by ``max_new_tokens`` sampled tokens -> ``(B, T + new)``.
 
         ``allowed (vocab_size,)`` bool masks the logits so only those tokens can be produced
-        (DALL-E's logits masking); ``greedy`` takes the argmax; ``generator`` makes sampling
-        repeatable.
+        (logits masking, as in DALLE-pytorch); ``greedy`` takes the argmax; ``generator`` makes
+        sampling repeatable.
         """
         check_int("max_new_tokens", max_new_tokens, minimum=1)
         check_float("temperature", temperature, low=1e-6)

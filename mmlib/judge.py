@@ -4,6 +4,13 @@ A generated image for "a small red circle" is correct if a classifier trained on
 reads small, red and circle from it. The judge is a small CNN with one head per attribute of a
 single-object scene (shape, colour, size, and position if asked for). It is trained on real
 images only, and its own accuracy on real held-out scenes says how far its grades can be trusted.
+
+A classifier over a closed set of answers always answers, and confidently: a pink blob is read
+as the nearest colour it knows, purple. The judge can therefore *abstain*:
+:meth:`AttributeJudge.calibrate` measures, on real images, the typical colour of each colour
+it reads and how far real objects stray from it (the distance that a share ``keep`` of them
+stay within), and :meth:`AttributeJudge.abstains` flags images whose object colour lies
+farther than that from the colour the judge reads: colours no real scene has.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from torch import nn
 from mmlib.shapes import ATTRIBUTES
 from mmlib.validate import (
     check_choice,
+    check_float,
     check_images,
     check_int,
     check_same_batch,
@@ -22,7 +30,7 @@ from mmlib.validate import (
     describe,
 )
 
-__all__ = ["AttributeJudge", "attribute_accuracy"]
+__all__ = ["AttributeJudge", "attribute_accuracy", "object_colour"]
 
 
 def _check_attributes(attributes: object) -> tuple[str, ...]:
@@ -82,6 +90,8 @@ class AttributeJudge(nn.Module):
         self.heads = nn.ModuleDict(
             {name: nn.Linear(hidden, len(ATTRIBUTES[name])) for name in self.attributes}
         )
+        self.threshold: float | None = None  # the abstain rule, set by calibrate()
+        self.centres: torch.Tensor | None = None  # (colours, 3) typical colours, by calibrate()
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         check_images("images", images, size=self.image_size)
@@ -107,6 +117,69 @@ class AttributeJudge(nn.Module):
         """Predicted indices ``(B, len(attributes)) int64``, in the order of ``attributes``."""
         logits = self(images)
         return torch.stack([logits[name].argmax(dim=1) for name in self.attributes], dim=1)
+
+    @torch.no_grad()
+    def colour_distance(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B,)``: how far each object's colour (:func:`object_colour`) lies from the typical
+        colour, on the calibration images, of the colour the judge reads (RGB distance)."""
+        if self.centres is None:
+            raise RuntimeError("the judge is not calibrated: call judge.calibrate(real_images)")
+        read = self.predict(images)[:, self.attributes.index("colour")].cpu()  # checks images
+        return (object_colour(images).cpu() - self.centres[read]).norm(dim=1)
+
+    @torch.no_grad()
+    def calibrate(self, images: torch.Tensor, keep: float = 0.99) -> float:
+        """Calibrate the abstain rule on *real* ``images`` showing every colour; return the
+        :attr:`threshold`.
+
+        For each colour the judge can read, its typical colour is the mean object colour of
+        the images it reads as that colour; the threshold is the distance from it
+        (:meth:`colour_distance`) that a share ``keep`` of the real images, ``0 < keep <= 1``,
+        stay within. Needs ``"colour"`` among the judge's attributes.
+        """
+        if "colour" not in self.attributes:
+            raise ValueError(
+                f"the judge must read colour to abstain on colours, its attributes are "
+                f"{list(self.attributes)}"
+            )
+        check_float("keep", keep)
+        if not 0.0 < keep <= 1.0:
+            raise ValueError(f"keep must be in (0, 1], got {keep!r}")
+        read = self.predict(images)[:, self.attributes.index("colour")].cpu()  # checks images
+        colours = object_colour(images).cpu()  # (B, 3)
+        counts = torch.bincount(read, minlength=len(ATTRIBUTES["colour"]))
+        if bool((counts == 0).any()):
+            missing = [ATTRIBUTES["colour"][k] for k in (counts == 0).nonzero().flatten()]
+            raise ValueError(f"images must show every colour; the judge reads none as {missing}")
+        centres = torch.zeros(len(counts), 3).index_add_(0, read, colours) / counts.view(-1, 1)
+        self.centres = centres
+        distance = (colours - centres[read]).norm(dim=1).double()
+        self.threshold = float(torch.quantile(distance, keep))
+        return self.threshold
+
+    @torch.no_grad()
+    def abstains(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B,) bool``: True where the object's colour lies farther from the colour the judge
+        reads than :attr:`threshold`, i.e. a colour unlike any real scene's (pink read as
+        purple). Call :meth:`calibrate` first."""
+        if self.threshold is None:
+            raise RuntimeError("the judge is not calibrated: call judge.calibrate(real_images)")
+        return self.colour_distance(images) > self.threshold
+
+
+@torch.no_grad()
+def object_colour(images: torch.Tensor, core: float = 0.8) -> torch.Tensor:
+    """``(B, 3)``: the mean colour of each image's object, over its *core* pixels, those whose
+    brightest channel reaches ``core`` (``0 < core <= 1``) times the image's brightest value.
+    The background is black, so the core is the object without its blurred rim."""
+    check_images("images", images, size=None)
+    check_float("core", core)
+    if not 0.0 < core <= 1.0:
+        raise ValueError(f"core must be in (0, 1], got {core!r}")
+    brightness = images.amax(dim=1)  # (B, S, S)
+    peak = brightness.flatten(1).amax(dim=1).view(-1, 1, 1)
+    mask = (brightness >= core * peak).unsqueeze(1).to(images.dtype)  # (B, 1, S, S)
+    return (images * mask).sum(dim=(2, 3)) / mask.sum(dim=(2, 3))
 
 
 def attribute_accuracy(

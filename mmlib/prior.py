@@ -7,8 +7,9 @@ every next token. As in DALL-E (Ramesh et al. 2021), the text part of the loss i
 and the image part 7/8: the point of the model is the image, the caption is given at sampling
 time. The logits are masked by position, in training and in sampling: where the next token is a
 word, every image id gets -inf, and where it is an image code, every word id does, so no
-probability is ever spent on a token of the wrong kind. Sampling feeds the caption and draws
-the image tokens one by one.
+probability is ever spent on a token of the wrong kind. (This masking is not described in the
+DALL-E paper; it is how the open-source re-implementation DALLE-pytorch does it.) Sampling
+feeds the caption and draws the image tokens one by one.
 
 Shapes: B batch, L = text_len caption positions, M = grid * grid image tokens, V = joint vocab.
 """

@@ -278,3 +278,47 @@ def test_slot_accuracy_scores_occupied_and_empty_places(world):
         slot_accuracy("model", scenes.images, scenes.attributes)
     with pytest.raises(ValueError, match="attributes"):
         slot_accuracy(model, scenes.images, scenes.attributes[:3])
+
+
+def test_counterfactual_prefix_and_answers_from_readings(world):
+    from mmlib.dialogue import PREFIX_PARTS, set_reading
+    from mmlib.shapes import ATTRIBUTES
+
+    scenes, tok = world
+    model = tiny(tok)
+    images = scenes.images[:3]
+    prefix = model.image_prefix(images)
+    assert sum(s.stop - s.start for s in PREFIX_PARTS.values()) == PREFIX_DIM
+    edited = set_reading(prefix, torch.tensor([0, 2, 3]), "colour", torch.tensor([1, 0, 5]))
+    colour = PREFIX_PARTS["colour"]
+    assert edited.shape == prefix.shape and not edited.data_ptr() == prefix.data_ptr()
+    assert edited[0, 0, colour].tolist() == [0, 0, 1, 0, 0, 0, 0]  # class 0 is "nothing here"
+    assert edited[2, 3, colour].argmax() == 6 and edited[1, 2, colour].sum() == 1
+    untouched = torch.ones(3, 4, dtype=torch.bool)
+    untouched[[0, 1, 2], [0, 2, 3]] = False
+    assert torch.equal(edited[untouched], prefix[untouched])
+    assert torch.equal(edited[..., PREFIX_PARTS["shape"]], prefix[..., PREFIX_PARTS["shape"]])
+    assert len(ATTRIBUTES["colour"]) + 1 == colour.stop - colour.start
+    # answering from the image's own readings is answering from the image
+    questions = [scenes.qa[i][0][0] for i in range(3)]
+    assert model.answer_prefix(prefix, questions, tok) == model.answer(images, questions, tok)
+    with pytest.raises(ValueError, match="prefix, questions and history"):
+        model.answer_prefix(prefix, questions[:2], tok)
+    with pytest.raises(ValueError, match="prefix"):
+        model.answer_prefix(prefix[:, :3], questions, tok)
+    with pytest.raises(ValueError, match="attribute"):
+        set_reading(prefix, torch.zeros(3, dtype=torch.long), "place", torch.zeros(3).long())
+    with pytest.raises(ValueError, match="places"):
+        set_reading(prefix, torch.full((3,), 4), "size", torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="values"):
+        set_reading(prefix, torch.zeros(3, dtype=torch.long), "size", torch.full((3,), 2))
+    with pytest.raises(TypeError, match="values"):
+        set_reading(prefix, torch.zeros(3, dtype=torch.long), "size", torch.zeros(3))
+
+
+def test_the_gpt_starts_at_the_fan_in_spread():
+    model = VisualDialogueModel(20, n_embd=64, n_head=2)
+    assert model.gpt.config.init_std == pytest.approx(1 / 8)
+    assert VisualDialogueModel(20, init_std=0.02).gpt.config.init_std == 0.02
+    with pytest.raises(ValueError, match="n_embd"):
+        VisualDialogueModel(20, n_embd=0)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import mmlib
-from mmlib.judge import AttributeJudge, attribute_accuracy
+from mmlib.judge import AttributeJudge, attribute_accuracy, object_colour
 from mmlib.prior import centre_objects
 from mmlib.shapes import make_scenes
 from mmlib.train import TensorBatches, train
@@ -46,6 +46,66 @@ def test_the_judge_learns_real_scenes():
     train(judge, lambda m, b: m.loss(*b), batches, steps=60, lr=8e-3, progress=False)
     scores = attribute_accuracy(judge.predict(fresh.images), fresh.attributes[:, 0, :3])
     assert scores["colour"] >= 0.95 and scores["size"] >= 0.95 and scores["all"] >= 0.8
+
+
+def _trained_judge():
+    real = centre_objects(make_scenes(1024, seed=7, num_objects=1))
+    mmlib.seed_everything(0)
+    judge = AttributeJudge()
+    batches = TensorBatches(real.images, real.attributes[:, 0, :3], batch_size=128)
+    train(judge, lambda m, b: m.loss(*b), batches, steps=60, lr=8e-3, progress=False)
+    return judge.eval()
+
+
+def _recolour(images: torch.Tensor, rgb: tuple[float, float, float]) -> torch.Tensor:
+    """The objects of ``images`` painted in one flat colour (the background stays black)."""
+    inside = images.amax(dim=1, keepdim=True) > 0.3
+    return torch.where(inside, torch.tensor(rgb).view(1, 3, 1, 1), images)
+
+
+def test_object_colour_reads_the_object_not_the_background():
+    images = torch.zeros(2, 3, 16, 16)
+    images[0, :, 4:12, 4:12] = torch.tensor([0.7, 0.25, 0.9]).view(3, 1, 1)
+    images[1, :, 6:10, 6:10] = torch.tensor([0.2, 0.8, 0.2]).view(3, 1, 1)
+    images[1, :, 5, 6:10] = 0.1  # a dim rim is not part of the core
+    assert object_colour(images) == pytest.approx(torch.tensor([[0.7, 0.25, 0.9], [0.2, 0.8, 0.2]]))
+    assert object_colour(torch.zeros(1, 3, 8, 8)).tolist() == [[0.0, 0.0, 0.0]]
+
+
+def test_the_judge_abstains_on_colours_no_real_scene_has():
+    judge = _trained_judge()
+    with pytest.raises(RuntimeError, match="calibrate"):
+        judge.abstains(torch.rand(2, 3, 16, 16))
+    fresh = centre_objects(make_scenes(600, seed=8, num_objects=1))
+    threshold = judge.calibrate(fresh.images, keep=0.99)
+    assert threshold == judge.threshold > 0 and judge.centres.shape == (6, 3)
+    assert judge.abstains(fresh.images).float().mean() <= 0.02  # keeps 99% of real images
+    purple = fresh.images[fresh.attributes[:, 0, 1] == 4]  # purple objects
+    pink, magenta = _recolour(purple, (1.0, 0.45, 0.75)), _recolour(purple, (0.95, 0.15, 0.85))
+    assert (judge.predict(magenta)[:, 1] == 4).float().mean() > 0.8  # closed set: "purple"
+    assert judge.abstains(pink).all() and judge.abstains(magenta).all()
+    assert not judge.abstains(_recolour(purple, (0.7, 0.25, 0.9))).any()  # purple itself
+    assert judge.colour_distance(purple).shape == (len(purple),)
+
+
+def test_bad_input_to_the_abstain_rule():
+    judge = AttributeJudge()
+    images = torch.rand(4, 3, 16, 16)
+    for keep in (0, 0.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="keep"):
+            judge.calibrate(images, keep=keep)
+    with pytest.raises(TypeError, match="keep"):
+        judge.calibrate(images, keep="all")
+    with pytest.raises(ValueError, match="images"):
+        judge.calibrate(torch.zeros(2, 3, 16, 16))  # reads at most one colour: not every colour
+    with pytest.raises(ValueError, match="colour"):
+        AttributeJudge(("shape", "size")).calibrate(images)
+    with pytest.raises(RuntimeError, match="calibrate"):
+        judge.colour_distance(images)
+    with pytest.raises(ValueError, match="core"):
+        object_colour(images, core=0.0)
+    with pytest.raises(TypeError, match="images"):
+        object_colour([[0.0]])
 
 
 def test_bad_input():

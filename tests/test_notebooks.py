@@ -159,47 +159,74 @@ def results_table(nb, header: str) -> dict[str, list[tuple[str, object]]]:
     return {}
 
 
-def quoted_within(quoted: str, printed: str, spec) -> bool:
-    """Whether a number another chapter quotes is one this table's re-run may print."""
+CHAPTER_2_ROWS = {
+    "early fusion": "early_fusion",
+    "late fusion": "late_fusion",
+    "joint space": "joint_space",
+}
+
+
+def quotes_of_chapter_2(chapter_8_table: dict, chapter_2_table: dict, bands: dict) -> list[str]:
+    """What chapter 8's stored table of chapter 2's results shows and should not.
+
+    ``chapter_8_table`` and ``chapter_2_table`` are :func:`results_table` rows; ``bands`` is
+    ``{name: Band}`` of the seed-band file. Chapter 8 must show chapter 2's parameter counts
+    and the current bands ``ch2.<model>_test`` / ``_hard`` (lowest and highest value), and
+    chapter 2's stored run must lie in the bands chapter 8 quotes (their accepted range).
+    """
     from mmlib.results import parse_number
 
-    if quoted == printed or spec == "any":
-        return True
-    return isinstance(spec, list) and spec[0] <= parse_number(quoted) <= spec[1]
-
-
-def quotes_of_chapter_2(chapter_8_source: str, chapter_2_table: dict) -> list[str]:
-    """What chapter 8 quotes from chapter 2's results table and chapter 2 would not print:
-    parameter counts must match, accuracies lie within the range chapter 2's stored table
-    declares for them (their seed band, widened by its margin)."""
-    table = re.findall(
-        r"^\| (early fusion|late fusion|joint)[^|]* \| ([\d,]+) \| ([\d.]+) \| ([\d.]+) \|$",
-        chapter_8_source,
-        flags=re.MULTILINE,
-    )
-    if [row[0] for row in table] != ["early fusion", "late fusion", "joint"]:
-        return [f"chapter 8's fusion table: {table}"]
     wrong = []
-    for name, parameters, accuracy, hard in table:
-        row = next((v for k, v in chapter_2_table.items() if k.startswith(name)), None)
-        if row is None or len(row) != 4:
-            wrong.append(f"{name}: no such row in chapter 2's results table")
+    for row, short in CHAPTER_2_ROWS.items():
+        ours, theirs = chapter_8_table.get(row), chapter_2_table.get(row)
+        if ours is None or theirs is None or len(ours) != 5 or len(theirs) != 4:
+            wrong.append(f"{row}: chapter 8 {ours}, chapter 2 {theirs}")
             continue
-        quoted = [parameters, None, accuracy, hard]
-        if not all(
-            q is None or quoted_within(q, printed, spec)
-            for q, (printed, spec) in zip(quoted, row, strict=True)
-        ):
-            wrong.append(f"{name} {parameters} {accuracy} {hard} (chapter 2: {row})")
-    _, _, accuracy, hard = table[-1]
-    if f"({accuracy} test, {hard} hard)" not in chapter_8_source:
-        wrong.append(f"the key takeaways' joint space ({accuracy} test, {hard} hard)")
+        if ours[0][0] != theirs[0][0]:
+            wrong.append(f"{row}: {ours[0][0]} parameters, chapter 2 has {theirs[0][0]}")
+        for k, kind in enumerate(("test", "hard")):
+            band = bands.get(f"ch2.{short}_{kind}")
+            shown = (ours[1 + 2 * k][0], ours[2 + 2 * k][0])
+            if band is None or shown != (f"{band.lo:.3f}", f"{band.hi:.3f}"):
+                wrong.append(f"{row} {kind}: chapter 8 shows {shown}, the band file {band}")
+            elif not band.accepts(parse_number(theirs[2 + k][0])):
+                wrong.append(f"{row} {kind}: chapter 2's run {theirs[2 + k][0]} is off {band}")
     return wrong
 
 
-def test_chapter_8_quotes_chapter_2s_stored_results():
-    """Chapter 8's fusion table and takeaways repeat chapter 2's results table: regenerating
-    chapter 2 must not leave chapter 8 quoting numbers that chapter 2's run would not give."""
-    source = "\n".join(c.source for c in read(ROOT / "chapters/08_summary.ipynb").cells)
-    table = results_table(read(ROOT / "chapters/02_core_concepts.ipynb"), "model ")
-    assert quotes_of_chapter_2(source, table) == []
+def chapter_2_bands() -> dict:
+    from mmlib.results import seed_band
+
+    names = [f"ch2.{s}_{k}" for s in CHAPTER_2_ROWS.values() for k in ("test", "hard")]
+    return {name: seed_band(name) for name in names}
+
+
+def test_chapter_8_shows_chapter_2s_bands_and_parameters():
+    """Chapter 8's table of chapter 2's results is printed by code from the seed-band file
+    (``seed_band("ch2...")``): re-measuring chapter 2's bands, or changing its models, must not
+    leave chapter 8's stored table showing other numbers."""
+    ours = results_table(read(ROOT / "chapters/08_summary.ipynb"), "chapter 2, ")
+    theirs = results_table(read(ROOT / "chapters/02_core_concepts.ipynb"), "model ")
+    assert quotes_of_chapter_2(ours, theirs, chapter_2_bands()) == []
+
+
+def test_chapter_8_check_fails_on_stale_numbers():
+    """The check above can fail: a stale band, a wrong parameter count, an off-band run."""
+    ours = results_table(read(ROOT / "chapters/08_summary.ipynb"), "chapter 2, ")
+    theirs = results_table(read(ROOT / "chapters/02_core_concepts.ipynb"), "model ")
+    bands = chapter_2_bands()
+    stale = dict(ours, **{"late fusion": [("1", None)] + ours["late fusion"][1:]})
+    assert any("parameters" in w for w in quotes_of_chapter_2(stale, theirs, bands))
+    moved = dict(
+        bands, **{"ch2.joint_space_hard": type(bands["ch2.joint_space_hard"])(0.1, 0.2, 5)}
+    )
+    assert any("joint space hard" in w for w in quotes_of_chapter_2(ours, theirs, moved))
+    off = dict(
+        theirs,
+        **{
+            "early fusion": theirs["early fusion"][:2]
+            + [("0.100", None)]
+            + theirs["early fusion"][3:]
+        },
+    )
+    assert any("off" in w for w in quotes_of_chapter_2(ours, off, bands))

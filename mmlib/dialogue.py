@@ -294,7 +294,7 @@ def caption_scores(generated: Sequence[str], references: Sequence[str]) -> dict[
 #: How many numbers the decoder's prefix holds per place (18), the probabilities of each
 #: shape, colour and size followed by a one-hot code of the place.
 PREFIX_DIM = sum(_SLOT_CLASSES) + len(POSITIONS)
-#: Where each reading sits in a place's prefix vector: ``prefix[..., PREFIX_PARTS["colour"]]``
+#: Where each reading sits in a place's prefix vector. ``prefix[..., PREFIX_PARTS["colour"]]``
 #: holds the probabilities of "nothing here" and of each colour.
 PREFIX_PARTS = {
     "shape": slice(0, _SLOT_CLASSES[0]),

@@ -130,7 +130,7 @@ class AttributeJudge(nn.Module):
     @torch.no_grad()
     def calibrate(self, images: torch.Tensor, keep: float = 0.99) -> float:
         """Calibrate the abstain rule on *real* ``images`` showing every colour; return the
-        :attr:`threshold`.
+        ``threshold``.
 
         For each colour the judge can read, its typical colour is the mean object colour of
         the images it reads as that colour; the threshold is the distance from it
@@ -160,7 +160,7 @@ class AttributeJudge(nn.Module):
     @torch.no_grad()
     def abstains(self, images: torch.Tensor) -> torch.Tensor:
         """``(B,) bool``: True where the object's colour lies farther from the colour the judge
-        reads than :attr:`threshold`, i.e. a colour unlike any real scene's (pink read as
+        reads than ``threshold``, i.e. a colour unlike any real scene's (pink read as
         purple). Call :meth:`calibrate` first."""
         if self.threshold is None:
             raise RuntimeError("the judge is not calibrated: call judge.calibrate(real_images)")

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 
 __all__ = ["MIN_POINTS", "PAGE_WIDTH_IN", "small_texts", "use_book_style"]
 
-#: Width of the page's text column in inches: a wider figure is scaled down to it.
+#: Width of the page's text column, in inches; a wider figure is scaled down to it.
 PAGE_WIDTH_IN = 7.5
 #: The smallest text size, in points, a figure may show once scaled to the page.
 MIN_POINTS = 8.0

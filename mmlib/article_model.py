@@ -120,11 +120,17 @@ class MultiModalModel(nn.Module):
             check_int("num_classes", num_classes, minimum=1)
             self.head = nn.Sequential(nn.ReLU(), nn.Linear(hidden_dim, num_classes))
 
-    def forward(
+    def features(
         self, text: torch.Tensor, image: torch.Tensor, lengths: torch.Tensor | None = None
     ) -> torch.Tensor:
+        """The unified representation ``(B, 512)``: what the head, if there is one, reads."""
         check_tensor("text", text, ndim=2)
         check_tensor("image", image, ndim=4)
         check_same_batch(text=text, image=image)
-        fused = self.fusion_module(self.text_module(text, lengths), self.image_module(image))
+        return self.fusion_module(self.text_module(text, lengths), self.image_module(image))
+
+    def forward(
+        self, text: torch.Tensor, image: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        fused = self.features(text, image, lengths)
         return fused if self.head is None else self.head(fused)

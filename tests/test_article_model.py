@@ -136,3 +136,18 @@ def test_bad_sizes_and_fusion_input():
         FusionModule()(torch.rand(2, 256), torch.rand(2, 512))
     with pytest.raises(ValueError, match="image_size must be >= 1"):
         ImageModule(image_size=0)
+
+
+def test_features_are_what_the_head_reads(inputs):
+    torch.manual_seed(0)
+    model = MultiModalModel(num_classes=2).eval()
+    with torch.no_grad():
+        fused = model.features(*inputs)
+        assert fused.shape == (B, 512)
+        assert torch.equal(model.head(fused), model(*inputs))
+
+
+def test_features_check_their_inputs(inputs):
+    text, image = inputs[:2]
+    with pytest.raises(ValueError, match="text"):
+        MultiModalModel().features(text[0], image)

@@ -17,8 +17,8 @@ PYTEST := $(PY) -m pytest -p no:cacheprovider
 export TQDM_DISABLE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: help setup test unit nbval-cpu nbval-gpu nbval-rounding site-test book pdf serve \
-        notebooks bands clean bench stats test-py313
+.PHONY: help setup test unit nbval-cpu nbval-gpu nbval-rounding site-test book book-strict pdf serve \
+        notebooks bands clean bench compare stats test-py313
 
 help:
 	@echo "make test       unit tests, nbval on the CPU kernel (and GPU kernel if CUDA), site checks"
@@ -31,6 +31,7 @@ help:
 	@echo "make test-py313 unit tests and CPU nbval on Python 3.13 in .venv-py313 (NB=paths to pick some)"
 	@echo "make bench      time notebooks, nbval, the book build and training FLOP/s -> _build/bench"
 	@echo "                (BENCH_NOTEBOOKS=paths to pick some, BENCH_SKIP='book nbval gpu' to skip)"
+	@echo "make compare   notebooks of BASELINE=rev and of the working tree, interleaved: speed ratio"
 	@echo "make stats      copy _build/bench/report.json to book/bench/ and regenerate book/stats.md"
 	@echo "make clean      remove build outputs"
 
@@ -91,17 +92,22 @@ test-py313:
 	echo "Python 3.13: $$py -> $(VENV313)"; \
 	$(MAKE) --no-print-directory unit nbval-cpu PYTHON="$$py" VENV=$(VENV313) NOTEBOOKS="$(NB)"
 
-site-test: book pdf
+site-test: book-strict pdf
 	$(PYTEST) tests/site tests/test_api_docs.py
 
 # ---------------------------------------------------------------- the book
+# `make book` rebuilds only the pages whose sources changed (Sphinx's own incremental build);
+# `make book-strict`, which the site tests and CI run, rebuilds every page, warnings as errors.
 book: $(STAMP) $(MATHJAX)
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+book-strict: $(STAMP) $(MATHJAX)
 	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
 
-# The single-page build printed by headless Chromium (tests/site/print_pdf.py): no TeX needed.
+# The single-page build printed by headless Chromium (tools/print_pdf.py): no TeX needed.
 pdf: $(STAMP) $(MATHJAX)
 	$(VENV)/bin/jupyter-book build . --builder singlehtml -W -n --keep-going -q
-	$(PY) -m tests.site.print_pdf _build/singlehtml _build/pdf/mmbook.pdf
+	$(PY) -m tools.print_pdf _build/singlehtml _build/pdf/mmbook.pdf
 
 serve:
 	@test -f _build/html/index.html || $(MAKE) book
@@ -124,10 +130,17 @@ BENCH_NOTEBOOKS ?= $(NOTEBOOKS)
 BENCH_SKIP ?=
 
 bench: $(STAMP)
-	$(PY) -m tests.bench $(addprefix --skip ,$(BENCH_SKIP)) $(BENCH_NOTEBOOKS)
+	$(PY) -m tools.bench $(addprefix --skip ,$(BENCH_SKIP)) $(BENCH_NOTEBOOKS)
+
+# Side by side: the notebooks of BASELINE (a git revision) and of the working tree, interleaved
+# in one run on one machine; the ratio new / baseline per notebook and for the book.
+BASELINE ?= HEAD
+ROUNDS ?= 1
+compare: $(STAMP)
+	$(PY) -m tools.compare_speed --baseline $(BASELINE) --rounds $(ROUNDS) $(NB)
 
 stats: $(STAMP)
-	$(PY) -m tests.stats_page --copy _build/bench/report.json
+	$(PY) -m tools.stats_page --copy _build/bench/report.json
 
 clean:
 	rm -rf _build .pytest_cache .coverage

@@ -7,7 +7,7 @@
 A square product ``(n, n) @ (n, n)`` costs ``2 n^3`` floating-point operations (one multiply
 and one add per term of each of the ``n^2`` dot products of length ``n``). Timing it gives the
 throughput a training run can hope for at best: almost all of a network's work is such
-products. Chapter 7 plots it against the matrix size; ``make bench`` (tests/bench.py) uses it
+products. Chapter 7 plots it against the matrix size; ``make bench`` (tools/bench.py) uses it
 as the peak that training FLOP/s are compared with.
 """
 

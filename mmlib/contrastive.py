@@ -126,7 +126,7 @@ def pretrain_dual_encoder(
     temperature ``1 / scale`` is logged at every step (``history.logs``). ``eval_fn`` and
     ``eval_every`` are passed to ``train``. The model comes back in eval mode on ``device``.
     """
-    check_images("images", images)
+    check_images("images", images, finite=True)
     if isinstance(captions, str) or not isinstance(captions, Sequence):
         raise TypeError(f"captions must be a list of str, got {describe(captions)}")
     if len(captions) != len(images):

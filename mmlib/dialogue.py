@@ -450,7 +450,7 @@ class VisualDialogueModel(nn.Module):
         ``seed``. Prompts of equal length are decoded together; each answer is cut at its
         ``<eos>``. Returns one str per image. The same as :meth:`answer_prefix` on
         ``image_prefix(images)``."""
-        check_images("images", images)
+        check_images("images", images, finite=True)
         was_training = self.training
         self.eval()
         try:
@@ -555,7 +555,7 @@ def slot_accuracy(
     """
     if not isinstance(model, VisualDialogueModel):
         raise TypeError(f"model must be a VisualDialogueModel, got {describe(model)}")
-    check_images("images", images)
+    check_images("images", images, finite=True)
     check_tensor("attributes", attributes, dtype="integer", shape=(len(images), 2, 4))
     device = next(model.parameters()).device
     was_training = model.training

@@ -19,6 +19,9 @@ class ImageEncoder(nn.Module):
 
     Three blocks of 3x3 convolution, ReLU and 2x2 max-pooling shrink 32x32 to a 4x4 grid of
     ``4 * width`` channels (16 "patches"); a linear layer maps the flattened grid to ``dim``.
+    Each block pools before its ReLU: the maximum of four ReLUs is the ReLU of their maximum,
+    so the values and gradients are exactly those of ReLU-then-pool, with a quarter of the
+    ReLUs.
     """
 
     def __init__(self, dim: int = 64, width: int = 16, image_size: int = 32):
@@ -31,7 +34,7 @@ class ImageEncoder(nn.Module):
         channels = [3, width, 2 * width, 4 * width]
         layers = []
         for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
-            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.MaxPool2d(2), nn.ReLU()]
         self.features = nn.Sequential(*layers)
         self.patch_dim = 4 * width
         self.num_patches = (image_size // 8) ** 2
@@ -40,6 +43,9 @@ class ImageEncoder(nn.Module):
     def patches(self, images: torch.Tensor) -> torch.Tensor:
         """Images ``(B, 3, H, W)`` -> patch features ``(B, num_patches, patch_dim)``."""
         check_images("images", images, size=self.image_size)
+        # channels-last memory (each pixel's channels side by side) makes the CPU's convolution
+        # and pooling kernels about a third faster here; the values are the same up to rounding
+        images = images.contiguous(memory_format=torch.channels_last)
         grid = self.features(images)  # (B, 4w, H/8, W/8)
         return grid.flatten(2).transpose(1, 2)  # (B, P, 4w)
 

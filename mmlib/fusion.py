@@ -104,7 +104,9 @@ class FusionClassifier(nn.Module):
             return torch.cat([text, self.image_encoder(images)], dim=1)  # (B, 2 * dim)
         b, _, h, w = images.shape
         planes = text.view(b, -1, 1, 1).expand(-1, -1, h, w)  # (B, text_channels, H, W)
-        grid = self.image_encoder.features(torch.cat([images, planes], dim=1))  # (B, 4w, 4, 4)
+        stacked = torch.cat([images, planes], dim=1)  # (B, 3 + text_channels, H, W)
+        stacked = stacked.contiguous(memory_format=torch.channels_last)  # see ImageEncoder
+        grid = self.image_encoder.features(stacked)  # (B, 4w, 4, 4)
         return self.image_encoder.proj(grid.flatten(1))  # (B, dim)
 
     def forward(
@@ -152,7 +154,7 @@ def pair_similarity(
     """
     if not isinstance(model, DualEncoder):
         raise TypeError(f"model must be a mmlib.contrastive.DualEncoder, got {describe(model)}")
-    check_images("images", images)
+    check_images("images", images, finite=True)
     check_tensor("tokens", tokens, ndim=2)
     check_same_batch(images=images, tokens=tokens)
     image_emb = model.encode_images(images)  # (B, D), unit length

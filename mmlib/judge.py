@@ -172,7 +172,7 @@ def object_colour(images: torch.Tensor, core: float = 0.8) -> torch.Tensor:
     """``(B, 3)``: the mean colour of each image's object, over its *core* pixels, those whose
     brightest channel reaches ``core`` (``0 < core <= 1``) times the image's brightest value.
     The background is black, so the core is the object without its blurred rim."""
-    check_images("images", images, size=None)
+    check_images("images", images, size=None, finite=True)
     check_float("core", core)
     if not 0.0 < core <= 1.0:
         raise ValueError(f"core must be in (0, 1], got {core!r}")

@@ -159,7 +159,7 @@ class VideoClassifier(nn.Module):
 
     def forward(self, videos: torch.Tensor) -> torch.Tensor:
         size = self.frame_encoder.image_size
-        check_tensor("videos", videos, ndim=5, dtype="float", finite=True)
+        check_tensor("videos", videos, ndim=5, dtype="float")
         check_tensor("videos", videos, shape=(None, None, 3, size, size))
         batch, frames = videos.shape[:2]
         if self.temporal == "difference":

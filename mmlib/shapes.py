@@ -38,6 +38,7 @@ __all__ = [
     "ShapesDataset",
     "caption_match",
     "captions_for",
+    "image_grid",
     "make_scenes",
     "object_captions",
     "qa_examples",
@@ -640,8 +641,27 @@ class ShapesDataset(Dataset):
         }
 
 
+def image_grid(images: torch.Tensor, columns: int, pad: int = 2, pad_value: float = 0.3):
+    """Tile images ``(B, C, H, W)`` into one picture ``(C, rows * (H + pad) + pad,
+    columns * (W + pad) + pad)``, ``pad`` pixels of ``pad_value`` around each image; at most
+    ``B`` columns.
+
+    ``torchvision.utils.make_grid`` does the same (``tests/test_shapes.py`` checks that they
+    agree), but importing torchvision also imports the compiler (``torch._dynamo``, through
+    ``torchvision.ops``): 2 to 3 s in every notebook that draws scenes.
+    """
+    b, c, h, w = images.shape
+    columns = min(columns, b)
+    rows = -(-b // columns)
+    tiles = torch.full((rows * columns, c, h + pad, w + pad), pad_value, dtype=images.dtype)
+    tiles[:b, :, pad:, pad:] = images  # each image with its padding above and to its left
+    grid = tiles.view(rows, columns, c, h + pad, w + pad).permute(2, 0, 3, 1, 4)
+    grid = grid.reshape(c, rows * (h + pad), columns * (w + pad))
+    return torch.nn.functional.pad(grid, (0, pad, 0, pad), value=pad_value)  # bottom, right
+
+
 def show_scenes(scenes_or_images, captions=None, nrow: int = 8, ax=None):
-    """Draw images in a grid (``torchvision.utils.make_grid``) with a caption under each one.
+    """Draw images in a grid (:func:`image_grid`) with a caption under each one.
 
     ``scenes_or_images``: :class:`Scenes` or ``Digits`` (their captions are used unless
     ``captions`` is given) or images ``(B, 3, H, W) float`` in [0, 1]. Returns the Figure.
@@ -649,7 +669,6 @@ def show_scenes(scenes_or_images, captions=None, nrow: int = 8, ax=None):
     (:mod:`mmlib.plotting`), wrapped to the width of their image, with room left under it.
     """
     import matplotlib.pyplot as plt
-    from torchvision.utils import make_grid
 
     from mmlib.plotting import MIN_POINTS, PAGE_WIDTH_IN
 
@@ -688,7 +707,7 @@ def show_scenes(scenes_or_images, captions=None, nrow: int = 8, ax=None):
         most = max(text.count("\n") + 1 for text in lines)
         room = int(-(-(most * 1.15 * fontsize + 6) // points_per_pixel))  # pixels under each
         images = torch.nn.functional.pad(images, (0, 0, 0, room), value=0.3)
-    grid = make_grid(images, nrow=columns, padding=pad, pad_value=0.3)
+    grid = image_grid(images, columns, pad=pad, pad_value=0.3)
     own_figure = ax is None
     if own_figure:
         height = grid_inches * grid.shape[1] / grid.shape[2] + 2 * margin

@@ -1,10 +1,10 @@
 """One training loop for every chapter: ``history = train(model, loss_fn, batches, steps=200)``.
 
 The loop is plain PyTorch: move a batch to the device, ``loss = loss_fn(model, batch)``,
-``backward``, optional gradient clipping, ``AdamW.step``, cosine learning-rate decay. Around
-it sit the things every chapter needs and nobody wants to rewrite: argument checks, seeding,
-a tqdm progress bar, evaluation hooks, a :class:`History` that plots itself, and data-parallel
-training under ``torchrun`` (see :mod:`mmlib.ddp`).
+``backward``, optional gradient clipping, ``AdamW.step`` (:mod:`mmlib.optim`), cosine
+learning-rate decay. Around it sit the things every chapter needs and nobody wants to
+rewrite: argument checks, seeding, a tqdm progress bar, evaluation hooks, a :class:`History`
+that plots itself, and data-parallel training under ``torchrun`` (see :mod:`mmlib.ddp`).
 
 Benchmarks (``make bench``) set the environment variable ``MMBOOK_TRAIN_LOG`` to a file name;
 then every run appends one JSON line to it (steps, samples, seconds, FLOPs per step, device),
@@ -31,6 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from mmlib import ddp as distributed
 from mmlib.device import get_device
+from mmlib.optim import AdamW
 from mmlib.seed import seed_everything
 from mmlib.validate import check_float, check_int, check_same_batch, check_tensor, describe
 
@@ -392,7 +393,7 @@ def _rows(batch: Any) -> int:
 def default_optimizer(
     model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.0
 ) -> torch.optim.Optimizer:
-    """``AdamW(model.parameters(), lr, weight_decay)``, fused where torch has a fused kernel.
+    """:class:`mmlib.optim.AdamW` on ``model.parameters()``, fused where torch has the kernel.
 
     The fused AdamW updates every parameter tensor in one kernel; the plain one runs about
     five small operations per tensor, which on a small model costs more than the update
@@ -412,7 +413,7 @@ def default_optimizer(
     devices = {p.device.type for p in params}
     fused = len(devices) == 1 and devices <= {"cpu", "cuda"}
     fused = fused and all(p.is_floating_point() for p in params)
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
+    return AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
 def _flops_per_step(model: nn.Module, loss_fn: Callable, batch: Any, device: torch.device) -> int:

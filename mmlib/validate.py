@@ -62,9 +62,14 @@ def check_tensor(
 
 
 def check_images(
-    name: str, images: object, *, channels: int = 3, size: int | None = 32
+    name: str, images: object, *, channels: int = 3, size: int | None = 32, finite: bool = False
 ) -> torch.Tensor:
-    """Check a float image batch of shape ``(B, channels, size, size)`` with finite values."""
+    """Check a float image batch of shape ``(B, channels, size, size)``.
+
+    ``finite=True`` also scans every value for NaN and infinity: for entry points that see a
+    data set once, not for forward passes, which run every step (there ``train`` reports a
+    non-finite loss, naming the step).
+    """
     check_tensor(name, images, ndim=4, dtype="float")
     _, c, h, w = images.shape
     if c != channels:
@@ -76,7 +81,7 @@ def check_images(
             f"{name} must be {size}x{size} images (B, {channels}, {size}, {size}), "
             f"got {describe(images)}"
         )
-    return check_tensor(name, images, finite=True)
+    return check_tensor(name, images, finite=finite)
 
 
 def check_token_ids(name: str, ids: object, vocab_size: int, *, ndim: int = 2) -> torch.Tensor:

@@ -91,6 +91,10 @@ def test_check_images_and_token_ids():
     with pytest.raises(ValueError, match="images must have 3 channels"):
         validate.check_images("images", torch.zeros(1, 1, 32, 32))
     assert validate.check_images("images", torch.zeros(1, 3, 8, 8), size=None).shape[-1] == 8
+    nan = torch.full((1, 3, 32, 32), float("nan"))
+    assert validate.check_images("images", nan) is nan  # forward passes do not scan values
+    with pytest.raises(ValueError, match="images must hold only finite values"):
+        validate.check_images("images", nan, finite=True)  # entry points that see data once do
     with pytest.raises(ValueError, match=r"ids must hold token ids in \[0, 5\)"):
         validate.check_token_ids("ids", torch.tensor([[0, 5]]), 5)
 

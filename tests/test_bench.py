@@ -1,4 +1,4 @@
-"""The fast pieces of `make bench` (tests/bench.py): parsing, the FLOP arithmetic, the table;
+"""The fast pieces of `make bench` (tools/bench.py): parsing, the FLOP arithmetic, the table;
 and mmlib/bench.py, the matrix-multiply throughput that `make bench` and chapter 7 measure.
 Nothing here executes a notebook or runs the bench."""
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mmlib import bench as mmbench
-from tests import bench
+from tools import bench
 
 CPUINFO = """processor\t: 0
 vendor_id\t: GenuineIntel

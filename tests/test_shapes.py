@@ -29,6 +29,7 @@ from mmlib.shapes import (
     ShapesDataset,
     caption_match,
     captions_for,
+    image_grid,
     make_scenes,
     object_captions,
     qa_examples,
@@ -370,6 +371,15 @@ def test_ten_thousand_scenes_are_fast():
         torch.set_num_threads(threads)
     assert len(big) == 10_000
     assert elapsed < 4.0, f"10,000 scenes took {elapsed:.2f} s of CPU time"
+
+
+@pytest.mark.parametrize("count, columns", [(2, 8), (12, 6), (13, 5), (8, 8)])
+def test_image_grid_matches_torchvision(count, columns):
+    from torchvision.utils import make_grid
+
+    images = torch.rand(count, 3, 7, 5)
+    grid = image_grid(images, columns, pad=2, pad_value=0.3)
+    assert torch.equal(grid, make_grid(images, nrow=columns, padding=2, pad_value=0.3))
 
 
 def test_show_scenes_draws_a_grid_with_captions(scenes):

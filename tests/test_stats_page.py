@@ -3,8 +3,8 @@ committed report book/bench/report.json (regenerating it gives the same text).""
 
 import json
 
-from tests import stats_page
 from tests.test_bench import fake_report
+from tools import stats_page
 
 NESTED_TOC = """
 format: jb-book

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.site.site_tools import CHROMIUM_ARGS, find_chromium
+from tools.site_tools import CHROMIUM_ARGS, find_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.site.site_tools import (
+from tools.site_tools import (
     CHROMIUM_HINT,
     NOT_LOCAL,
     ROOT,

@@ -39,8 +39,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.site.site_tools import CHROMIUM_HINT, NOT_LOCAL, ROOT, find_chromium
 from tools.execute_notebook import eval_expressions
+from tools.site_tools import CHROMIUM_HINT, NOT_LOCAL, ROOT, find_chromium
 
 try:
     import playwright.sync_api

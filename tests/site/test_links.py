@@ -16,7 +16,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 
-from tests.site.site_tools import ROOT, serve, toc_docnames
+from tools.site_tools import ROOT, serve, toc_docnames
 
 LINKCHECKER = Path(sys.executable).with_name("linkchecker")
 EXTERNAL_LINKS = ROOT / "_build" / "external-links.txt"

@@ -14,7 +14,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from tests.site.site_tools import ROOT, toc_docnames
+from tools.site_tools import ROOT, toc_docnames
 
 PDF = ROOT / "_build" / "pdf" / "mmbook.pdf"
 

@@ -1,6 +1,6 @@
 """`make bench`: how fast the book runs, against its budgets and the machine's own limit.
 
-    python -m tests.bench [--skip book|nbval|gpu ...] [--out FILE.json] [NOTEBOOK ...]
+    python -m tools.bench [--skip book|nbval|gpu ...] [--out FILE.json] [NOTEBOOK ...]
 
 For each kernel (``mmbook-cpu``; ``mmbook-gpu`` too when CUDA is there) it measures:
 
@@ -13,7 +13,7 @@ For each kernel (``mmbook-cpu``; ``mmbook-gpu`` too when CUDA is there) it measu
 - ``make nbval-<kernel>`` (its own timing plugin writes ``nbval-times-<kernel>.json``).
 
 Once: ``make book`` from scratch and again with nothing changed. The report is JSON; ``make
-stats`` turns it into the page book/stats.md (tests/stats_page.py).
+stats`` turns it into the page book/stats.md (tools/stats_page.py).
 """
 
 from __future__ import annotations

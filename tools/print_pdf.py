@@ -2,7 +2,7 @@
 
 `make pdf` runs `jupyter-book build . --builder singlehtml`, then:
 
-    python -m tests.site.print_pdf _build/singlehtml _build/pdf/mmbook.pdf
+    python -m tools.print_pdf _build/singlehtml _build/pdf/mmbook.pdf
 
 Without Chromium it prints one line saying how to install it and stops: with exit status 0 on a
 reader's machine (so `make test` goes on, and the PDF test is skipped), 1 under CI=true.
@@ -19,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from tests.site.site_tools import (
+from tools.site_tools import (
     CHROMIUM_ARGS,
     CHROMIUM_HINT,
     find_chromium,

@@ -1,6 +1,6 @@
 """Helpers shared by the browser tests and `make pdf`: toc pages, a local server, Chromium.
 
-Nothing here needs pytest, so `python -m tests.site.print_pdf` can use it too.
+Nothing here needs pytest, so `python -m tools.print_pdf` can use it too.
 """
 
 import functools
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.toc import toc_pages
+from tools.toc import toc_pages
 
 __all__ = [
     "CHROMIUM_ARGS",
@@ -28,7 +28,7 @@ __all__ = [
     "wait_until_rendered",
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 # Debian's Chromium, headless, as root, with every background service that could phone home off.
 CHROMIUM_ARGS = [

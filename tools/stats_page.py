@@ -1,6 +1,6 @@
 """`make stats`: the page book/stats.md, generated from the committed bench report.
 
-    python -m tests.stats_page [--copy _build/bench/report.json]
+    python -m tools.stats_page [--copy _build/bench/report.json]
 
 ``--copy`` first copies a fresh report (from ``make bench``) to book/bench/report.json. The page
 is written from that committed report, the notebooks listed in _toc.yml and each notebook's
@@ -14,8 +14,8 @@ import json
 import shutil
 from pathlib import Path
 
-from tests.bench import BOOK_BUDGET_S, budget_of, gflops, percent, seconds, targets
-from tests.toc import toc_pages
+from tools.bench import BOOK_BUDGET_S, budget_of, gflops, percent, seconds, targets
+from tools.toc import toc_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "book" / "bench" / "report.json"

@@ -1,0 +1,35 @@
+"""`make compare` (tools/compare_speed.py): the interleaving and the ratios, without a kernel."""
+
+from pathlib import Path
+
+from tools import compare_speed
+
+
+def test_compare_interleaves_the_two_sides_and_reports_ratios(monkeypatch, tmp_path):
+    baseline, new = tmp_path / "base", tmp_path / "new"
+    for root in (baseline, new):
+        (root / "chapters").mkdir(parents=True)
+        (root / "chapters" / "a.ipynb").write_text("{}")
+    (new / "chapters" / "b.ipynb").write_text("{}")  # a notebook only the new side has
+    calls = []
+    seconds = {"base": 10.0, "new": 8.0}
+
+    def fake_time(path: Path, root: Path) -> float:
+        side = "base" if root == baseline else "new"
+        calls.append((path.name, side))
+        return seconds[side]
+
+    monkeypatch.setattr(compare_speed, "time_notebook", fake_time)
+    new_only = "chapters/b.ipynb"
+    report = compare_speed.compare(
+        ["chapters/a.ipynb", new_only], baseline, 2, log=lambda s: None, new=new
+    )
+    a = report["notebooks"]["chapters/a.ipynb"]
+    assert (a["baseline"], a["new"], a["ratio"]) == (10.0, 8.0, 0.8)
+    assert report["notebooks"][new_only]["ratio"] is None
+    assert report["book"]["ratio"] == 0.8  # over the notebooks both sides have
+    # each round runs both sides back to back, alternating which goes first
+    a_calls = [side for name, side in calls if name == "a.ipynb"]
+    assert a_calls == ["base", "new", "new", "base"]
+    table = compare_speed.format_table(report, "abc123")
+    assert "| a | 10.0 | 8.0 | 0.80 |" in table and "**0.80**" in table

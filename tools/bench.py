@@ -121,14 +121,12 @@ def parse_peak(cell: dict) -> dict:
     }
 
 
-def run_notebook(path: Path, kernel: str, train_log: Path) -> dict:
-    """Execute ``path`` on ``kernel`` in memory; wall time, peak memory, error if any."""
-    import nbformat
+def execute_timed(nb, path: Path, kernel: str, last: int) -> float:
+    """Execute notebook ``nb`` (read from ``path``) on ``kernel`` in memory; the seconds from the
+    kernel's start to the end of cell ``last`` (cells after it, added by a tool, do not count).
+    """
     from nbclient import NotebookClient
 
-    nb = nbformat.read(path, as_version=4)
-    last = len(nb.cells) - 1
-    nb.cells.append(nbformat.v4.new_code_cell(PEAK_CELL))
     done: dict[int, float] = {}
     client = NotebookClient(
         nb,
@@ -139,19 +137,29 @@ def run_notebook(path: Path, kernel: str, train_log: Path) -> dict:
             cell_index, time.perf_counter()
         ),
     )
+    start = time.perf_counter()
+    client.execute()
+    return max(t for index, t in done.items() if index <= last) - start
+
+
+def run_notebook(path: Path, kernel: str, train_log: Path) -> dict:
+    """Execute ``path`` on ``kernel`` in memory; wall time, peak memory, error if any."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    last = len(nb.cells) - 1
+    nb.cells.append(nbformat.v4.new_code_cell(PEAK_CELL))
     train_log.unlink(missing_ok=True)
     os.environ["MMBOOK_TRAIN_LOG"] = str(train_log)  # the kernel inherits this environment
     result = {"path": path.relative_to(ROOT).as_posix(), "budget_s": budget_of(path)}
-    start = time.perf_counter()
     try:
-        client.execute()
+        seconds = execute_timed(nb, path, kernel, last)
     except Exception as error:  # report it with the others; main() fails at the end
         result["error"] = f"{type(error).__name__}: {str(error).strip().splitlines()[-1]}"
         return result
     finally:
         del os.environ["MMBOOK_TRAIN_LOG"]
-    ends = [t for index, t in done.items() if index <= last]
-    return {**result, "seconds": max(ends) - start, **parse_peak(nb.cells[-1])}
+    return {**result, "seconds": seconds, **parse_peak(nb.cells[-1])}
 
 
 def read_train_log(path: Path, notebook: str) -> list[dict]:

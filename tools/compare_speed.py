@@ -23,8 +23,9 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from tools.bench import execute_timed
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECK_CELL = "import mmlib as _m; print(_m.__file__)"
@@ -50,26 +51,14 @@ def time_notebook(path: Path, package_root: Path, kernel: str = "mmbook-cpu") ->
     """Seconds from the kernel's start to the last cell of ``path``, importing ``package_root``'s
     mmlib. Fails if the kernel imported any other mmlib."""
     import nbformat
-    from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
     last = len(nb.cells) - 1
     nb.cells.append(nbformat.v4.new_code_cell(CHECK_CELL))
-    done: dict[int, float] = {}
-    client = NotebookClient(
-        nb,
-        kernel_name=kernel,
-        timeout=600,
-        resources={"metadata": {"path": str(path.parent)}},
-        on_cell_executed=lambda cell, cell_index, **_: done.setdefault(
-            cell_index, time.perf_counter()
-        ),
-    )
     saved = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package_root), saved]))
-    start = time.perf_counter()
     try:
-        client.execute()
+        seconds = execute_timed(nb, path, kernel, last)
     finally:
         if saved is None:
             del os.environ["PYTHONPATH"]
@@ -78,7 +67,7 @@ def time_notebook(path: Path, package_root: Path, kernel: str = "mmbook-cpu") ->
     imported = "".join(o.get("text", "") for o in nb.cells[-1].outputs).strip()
     if not imported.startswith(str(package_root)):
         raise RuntimeError(f"{path}: the kernel imported {imported}, not {package_root}'s mmlib")
-    return max(t for index, t in done.items() if index <= last) - start
+    return seconds
 
 
 def compare(notebooks: list[str], baseline: Path, rounds: int, log=print, new: Path = ROOT) -> dict:

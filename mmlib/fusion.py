@@ -104,9 +104,7 @@ class FusionClassifier(nn.Module):
             return torch.cat([text, self.image_encoder(images)], dim=1)  # (B, 2 * dim)
         b, _, h, w = images.shape
         planes = text.view(b, -1, 1, 1).expand(-1, -1, h, w)  # (B, text_channels, H, W)
-        stacked = torch.cat([images, planes], dim=1)  # (B, 3 + text_channels, H, W)
-        stacked = stacked.contiguous(memory_format=torch.channels_last)  # see ImageEncoder
-        grid = self.image_encoder.features(stacked)  # (B, 4w, 4, 4)
+        grid = self.image_encoder.grid(torch.cat([images, planes], dim=1))  # (B, 4w, 4, 4)
         return self.image_encoder.proj(grid.flatten(1))  # (B, dim)
 
     def forward(

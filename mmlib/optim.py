@@ -10,14 +10,14 @@ shrinks the weights by ``lr * weight_decay`` separately from that step.
 Why the book has its own and does not call ``torch.optim.AdamW``: every ``torch.optim``
 optimizer imports ``torch._dynamo``, the compiler, the first time it is built or stepped
 (2 to 3 s on the book's 2-core machines, in every notebook that trains), though the book
-never compiles anything. This class subclasses ``torch.optim.Optimizer`` (so learning-rate
-schedulers, ``state_dict`` and checkpoints work as usual) but defines its own
+never compiles anything. These classes subclass ``torch.optim.Optimizer`` (so learning-rate
+schedulers, ``state_dict`` and checkpoints work as usual) but define their own
 ``add_param_group``, ``zero_grad`` and ``step``, which do not import the compiler.
 
 :class:`SGD` follows ``torch.optim.SGD`` operation for operation, so its results are
 bit-for-bit torch's. AdamW's ``step`` has two paths that compute the same update: the
-readable loop below, one tensor at a time, and ``fused=True``, which hands all tensors of one device
-to the single fused kernel ``torch.optim.AdamW(fused=True)`` calls
+readable loop below, one tensor at a time, and ``fused=True``, which hands all tensors of
+one device to the single fused kernel ``torch.optim.AdamW(fused=True)`` calls
 (``torch._fused_adamw_``), so its results are bit-for-bit those of
 ``torch.optim.AdamW(fused=True)``. ``tests/test_optim.py`` checks both.
 """

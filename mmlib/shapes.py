@@ -650,8 +650,9 @@ def image_grid(images: torch.Tensor, columns: int, pad: int = 2, pad_value: floa
     agree), but importing torchvision also imports the compiler (``torch._dynamo``, through
     ``torchvision.ops``): 2 to 3 s in every notebook that draws scenes.
     """
-    b, c, h, w = images.shape
-    columns = min(columns, b)
+    b, c, h, w = check_tensor("images", images, ndim=4).shape
+    columns = min(check_int("columns", columns, minimum=1), b)
+    check_int("pad", pad, minimum=0)
     rows = -(-b // columns)
     tiles = torch.full((rows * columns, c, h + pad, w + pad), pad_value, dtype=images.dtype)
     tiles[:b, :, pad:, pad:] = images  # each image with its padding above and to its left

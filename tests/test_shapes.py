@@ -382,6 +382,15 @@ def test_image_grid_matches_torchvision(count, columns):
     assert torch.equal(grid, make_grid(images, nrow=columns, padding=2, pad_value=0.3))
 
 
+def test_image_grid_names_bad_arguments():
+    with pytest.raises(ValueError, match="images must have 4 dimensions"):
+        image_grid(torch.rand(3, 8, 8), 2)
+    with pytest.raises(ValueError, match="columns must be >= 1"):
+        image_grid(torch.rand(2, 3, 8, 8), 0)
+    with pytest.raises(TypeError, match="pad must be an int"):
+        image_grid(torch.rand(2, 3, 8, 8), 2, pad=1.5)
+
+
 def test_show_scenes_draws_a_grid_with_captions(scenes):
     import matplotlib.pyplot as plt
 

@@ -40,7 +40,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[book,test]"
-	$(PY) -m mmlib.kernels install
+	$(PY) -m tools.kernels install
 	@touch $@
 
 setup: $(STAMP)
@@ -120,7 +120,7 @@ notebooks: $(STAMP)
 	done
 
 # Seed bands: run notebooks under several seeds; store each headline result's range with the
-# command, date and machine in mmlib/seed_bands.json (tools/seed_bands.py). NB=... picks some.
+# command, date and machine in mmlib/book/seed_bands.json (tools/seed_bands.py). NB=... picks some.
 SEEDS ?= 0 1 2 3 4
 bands: $(STAMP)
 	$(PY) -m tools.seed_bands --seeds "$(SEEDS)" $(NB)

@@ -1,7 +1,7 @@
 """mmlib: the code that the book "Multimodal Models, Hands-On" teaches.
 
 Small, flat modules, one idea each. Chapters import from here and never paste a copy.
-The four helpers below are loaded on first use, so that ``import mmlib.plotting`` (a chapter
+The four helpers below are loaded on first use, so that ``import mmlib.book.plotting`` (a chapter
 that only draws) does not pay for importing torch.
 """
 

@@ -31,7 +31,7 @@ def book_seed(default: int = 0) -> int:
     """The seed of this run of a chapter: ``default``, or ``MMBOOK_SEED`` when it is set.
 
     ``make bands`` sets ``MMBOOK_SEED`` to run a chapter under several seeds and measure the
-    range of its headline results (:mod:`mmlib.results`). A reader may set it too.
+    range of its headline results (:mod:`mmlib.book.results`). A reader may set it too.
     """
     value = os.environ.get("MMBOOK_SEED", "").strip()
     if not value:

@@ -8,6 +8,7 @@ Messages read: ``"<name> must be <expected>, got <given>"``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -140,3 +141,34 @@ def check_strings(name: str, texts: object) -> list[str]:
         if not isinstance(text, str):
             raise TypeError(f"{name} must hold only str, got {describe(text)}")
     return list(texts)
+
+
+def check_string_pairs(
+    name_a: str, a: object, name_b: str, b: object
+) -> tuple[list[str], list[str]]:
+    """Two non-empty lists of str of the same length, such as questions and their answers."""
+    a, b = check_strings(name_a, a), check_strings(name_b, b)
+    if len(a) != len(b) or not a:
+        raise ValueError(
+            f"{name_a} and {name_b} must be non-empty and of the same length, got "
+            f"{len(a)} and {len(b)}"
+        )
+    return a, b
+
+
+def check_positive(name: str, value: object) -> float:
+    """Check that ``value`` is a positive, finite real number (a learning rate, a clip norm)."""
+    check_float(name, value)
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a positive finite number, got {value}")
+    return float(value)
+
+
+def check_type(name: str, value: object, kind: type | tuple[type, ...], what: str = "") -> object:
+    """Check that ``value`` is an instance of ``kind`` (``what`` names it in the message)."""
+    if not isinstance(value, kind):
+        what = what or " or ".join(
+            k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,))
+        )
+        raise TypeError(f"{name} must be a {what}, got {describe(value)}")
+    return value

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from mmlib.train import TensorBatches, train
+from mmlib.training.batches import TensorBatches
+from mmlib.training.loop import train
 
 STEPS, LR, GLOBAL_BATCH = 20, 1e-2, 32
 

@@ -1,7 +1,8 @@
 """pytest plugin for nbval runs: time each notebook and enforce its declared budget.
 
 Each notebook declares ``metadata.mmbook.budget_s`` (at most 60 s); the whole book may take
-at most 300 s. Time is measured from the kernel's start to the last cell, as nbval runs it.
+at most 300 s (both limits from ``tools/budgets.py``). Time is measured from the kernel's start
+to the last cell, as nbval runs it.
 Load with ``-p tests.nbval_budget``. Writes ``_build/nbval-times-<kernel>.json``.
 
 With ``MMBOOK_BUDGETS=report`` the times are reported but an exceeded budget does not fail the
@@ -18,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-BOOK_BUDGET_S = 300.0
-NOTEBOOK_MAX_BUDGET_S = 60.0
+from tools.budgets import BOOK_BUDGET_S, NOTEBOOK_MAX_BUDGET_S, budget_of
 
 _times: dict[str, float] = defaultdict(float)
 _budgets: dict[str, float] = {}
@@ -41,9 +41,9 @@ def pytest_collection_modifyitems(items):
     for item in items:
         nb = _notebook_of(item)
         if nb is not None and str(nb) not in _budgets:
-            meta = json.loads(nb.read_text(encoding="utf-8")).get("metadata", {})
-            _budgets[item.nodeid.split("::")[0]] = float(
-                meta.get("mmbook", {}).get("budget_s", NOTEBOOK_MAX_BUDGET_S)
+            budget = budget_of(nb)
+            _budgets[item.nodeid.split("::")[0]] = (
+                NOTEBOOK_MAX_BUDGET_S if budget is None else budget
             )
 
 

@@ -5,7 +5,7 @@ training differs a little on another CPU or on the GPU kernel, so, before nbval 
 plugin puts the stored text back wherever the re-run's numbers are within what was declared:
 
 - per number, in an output's metadata (``mmbook.numbers``, one entry per number in its text,
-  written by :mod:`mmlib.results`): ``null`` (the same text), ``"any"`` (machine-dependent,
+  written by :mod:`mmlib.book.results`): ``null`` (the same text), ``"any"`` (machine-dependent,
   such as seconds) or ``[lo, hi]`` (a seed band widened by its margin, or value ± tol);
 - per cell, in the cell's metadata (``mmbook.tolerance``: ``{"abs": a}`` and/or ``{"rel": r}``),
   for printed numbers of that cell whose output declares nothing.
@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 from queue import Empty
 
-from mmlib.results import NUMBER, parse_number
+from mmlib.book.results import NUMBER, parse_number
 
 try:  # nbval is a test dependency; without it the plugin has nothing to patch
     from nbval.plugin import IPyNbCell

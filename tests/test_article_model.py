@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from mmlib import article_listing
-from mmlib.article_model import FusionModule, ImageModule, MultiModalModel, TextModule
+from mmlib.models import article_listing
+from mmlib.models.article_model import FusionModule, ImageModule, MultiModalModel, TextModule
 
 B, T = 4, 7  # batch and sequence length differ on purpose: B == T can hide layout bugs
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmlib.autograd import MLP, Linear, Tensor, cat, cross_entropy, numerical_grad, sgd_step
+from mmlib.maths.autograd import Tensor, cat, cross_entropy, numerical_grad
+from mmlib.maths.layers import MLP, Linear, sgd_step
 
 SEEDS = [0, 1, 2]
 TOL = dict(rtol=1e-9, atol=1e-9)

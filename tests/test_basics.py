@@ -9,8 +9,8 @@ import torch
 
 import mmlib
 from mmlib import validate
-from mmlib.diagram import draw_diagram
-from mmlib.show import show_source, source_of
+from mmlib.book.diagram import draw_diagram
+from mmlib.book.show import show_source, source_of
 
 
 def test_get_device_defaults_to_an_available_device():

@@ -6,14 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmlib.contrastive import DualEncoder, caption_ids, clip_loss
 from mmlib.encoders import ImageEncoder, TextEncoder
-
-
-@pytest.fixture
-def batch():
-    torch.manual_seed(0)
-    return torch.rand(5, 3, 32, 32), torch.randint(1, 20, (5, 6)), torch.tensor([6, 3, 4, 1, 6])
+from mmlib.models.contrastive import DualEncoder, caption_ids, clip_loss
 
 
 def test_encoder_shapes(batch):

@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from mmlib.contrastive import DualEncoder, pretrain_dual_encoder
-from mmlib.shapes import make_scenes
-from mmlib.tokenizer import Tokenizer
+from mmlib.data.scenes import make_scenes
+from mmlib.data.tokenizer import Tokenizer
+from mmlib.models.contrastive import DualEncoder
+from mmlib.training.pretrain import pretrain_dual_encoder
 
 
 @pytest.fixture(scope="module")

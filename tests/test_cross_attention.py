@@ -3,24 +3,16 @@
 import pytest
 import torch
 
-from mmlib.cross_attention import CrossAttentionClassifier, relation_questions, token_mask
-from mmlib.shapes import COLOURS, RELATIONS, SHAPES, SIZES, make_scenes
-
-VOCAB = 20
+from mmlib.data.scenes import make_scenes
+from mmlib.data.tasks import relation_questions
+from mmlib.data.world import COLOURS, RELATIONS, SHAPES, SIZES
+from mmlib.models.cross_attention import CrossAttentionClassifier, token_mask
+from tests.conftest import VOCAB
 
 
 @pytest.fixture(scope="module")
 def scenes():
     return make_scenes(300, seed=0, num_objects=2)
-
-
-@pytest.fixture
-def batch():
-    g = torch.Generator().manual_seed(0)
-    images = torch.rand(5, 3, 32, 32, generator=g)
-    tokens = torch.randint(1, VOCAB, (5, 7), generator=g)
-    lengths = torch.tensor([7, 3, 4, 1, 7])
-    return images, tokens, lengths
 
 
 def small(**kw):
@@ -98,8 +90,8 @@ def test_shapes_and_attention_rows_sum_to_one(batch):
     assert model(images, tokens, lengths).shape == (5, 3)
     assert model(images, tokens).shape == (5, 3)
     weights = model.attention_weights(images, tokens, lengths)
-    assert weights.shape == (5, 7, 16)
-    torch.testing.assert_close(weights.sum(-1), torch.ones(5, 7))
+    assert weights.shape == (5, tokens.shape[1], 16)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(5, tokens.shape[1]))
 
 
 def test_padding_after_the_last_token_changes_nothing(batch):

@@ -9,11 +9,7 @@ magnifies rounding where gradients are tiny, so a harder problem can need a wide
 tolerance.
 """
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,8 +17,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from mmlib import ddp
-from mmlib.train import train
+from mmlib.training import ddp
+from mmlib.training.loop import train
 from tests.ddp_worker import GLOBAL_BATCH, LR, STEPS, loss_fn, make_problem
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,33 +37,14 @@ def single_process(dtype="float32"):
     return model, history
 
 
-def test_two_processes_match_one_process(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("TQDM_DISABLE", "WORLD_SIZE", "RANK")}
-    env.update(OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1", MMBOOK_DEVICE="cpu")
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
-        "--master_addr=127.0.0.1", f"--master_port={free_port()}",
-        f"--log-dir={tmp_path / 'logs'}", "--redirects=3",
-        str(ROOT / "tests" / "ddp_worker.py"), str(tmp_path),
-    ]  # fmt: skip
-    # A session of its own, so that on a timeout torchrun and both workers can be stopped.
-    child = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+def test_two_processes_match_one_process(tmp_path, monkeypatch):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)  # rank 0's progress bar goes to its log
+    options = [f"--log-dir={tmp_path / 'logs'}", "--redirects=3"]
     try:
-        output, _ = child.communicate(timeout=120)
+        ddp.run_torchrun("tests.ddp_worker", tmp_path, nproc=2, timeout=120, options=options)
     finally:
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
-    logs = {p.parent.name: p.read_text() for p in (tmp_path / "logs").rglob("stderr.log")}
-    assert child.returncode == 0, output[-3000:] + "".join(logs.values())[-3000:]
+        logs = {p.parent.name: p.read_text() for p in (tmp_path / "logs").rglob("stderr.log")}
+        print("".join(logs.values())[-3000:])
 
     for dtype, atol in ATOL.items():
         ranks = [torch.load(tmp_path / f"rank{r}_{dtype}.pt", weights_only=True) for r in (0, 1)]
@@ -157,3 +134,15 @@ def test_start_distributed_rejects_devices_it_cannot_use(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(ValueError, match="LOCAL_RANK must be < the number of GPUs"):
         ddp.start_distributed(torch.device("cuda"))
+
+
+def test_run_torchrun_checks_its_arguments():
+    with pytest.raises(TypeError, match="module must be a module name"):
+        ddp.run_torchrun("")
+    with pytest.raises(ValueError, match="nproc must be >= 1"):
+        ddp.run_torchrun("mmlib.training.two_process_run", nproc=0)
+
+
+def test_run_torchrun_reports_a_failed_run():
+    with pytest.raises(RuntimeError, match="(?s)torchrun failed.*No module named"):
+        ddp.run_torchrun("mmlib.no_such_module", nproc=1, timeout=120)

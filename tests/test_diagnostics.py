@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmlib.diagnostics import (
+from mmlib.evaluation.diagnostics import (
     deep_mlp,
     first_token_task,
     input_gradient_norms,

@@ -3,22 +3,14 @@
 import pytest
 import torch
 
-from mmlib.dialogue import (
-    PREFIX_DIM,
-    QUESTION_TYPES,
-    VisualDialogueModel,
-    canonical_captions,
-    caption_scores,
-    encode_dialogues,
-    follow_ups,
-    parse_caption,
-    question_prior,
-    question_type,
-    slot_accuracy,
-    slot_targets,
-)
-from mmlib.shapes import make_scenes
-from mmlib.tokenizer import Tokenizer
+from mmlib.data.dialogues import encode_dialogues
+from mmlib.data.reading import QUESTION_TYPES, parse_caption, question_type
+from mmlib.data.scenes import make_scenes
+from mmlib.data.tasks import canonical_captions, follow_ups, slot_targets
+from mmlib.data.tokenizer import Tokenizer
+from mmlib.evaluation.dialogue import caption_scores, slot_accuracy
+from mmlib.evaluation.metrics import question_prior
+from mmlib.models.dialogue import PREFIX_DIM, VisualDialogueModel
 
 
 @pytest.fixture(scope="module")
@@ -281,8 +273,8 @@ def test_slot_accuracy_scores_occupied_and_empty_places(world):
 
 
 def test_counterfactual_prefix_and_answers_from_readings(world):
-    from mmlib.dialogue import PREFIX_PARTS, set_reading
-    from mmlib.shapes import ATTRIBUTES
+    from mmlib.data.world import ATTRIBUTES
+    from mmlib.models.dialogue import PREFIX_PARTS, set_reading
 
     scenes, tok = world
     model = tiny(tok)

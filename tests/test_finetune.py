@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmlib.finetune import fit_classifier, per_class_subset, predict, zero_shot_scores
+from mmlib.training.finetune import fit_classifier, per_class_subset, predict, zero_shot_scores
 
 
 def test_per_class_subset_is_balanced_nested_and_deterministic():

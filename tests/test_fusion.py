@@ -4,27 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmlib.contrastive import DualEncoder
 from mmlib.encoders import ImageEncoder, TextEncoder
-from mmlib.fusion import (
-    MODES,
-    FusionClassifier,
-    best_threshold,
-    classification_loss,
-    count_parameters,
-    pair_similarity,
-)
-
-VOCAB = 20
-
-
-@pytest.fixture
-def batch():
-    g = torch.Generator().manual_seed(0)
-    images = torch.rand(5, 3, 32, 32, generator=g)
-    tokens = torch.randint(1, VOCAB, (5, 6), generator=g)
-    lengths = torch.tensor([6, 3, 4, 1, 6])
-    return images, tokens, lengths
+from mmlib.evaluation.metrics import best_threshold, count_parameters
+from mmlib.models.contrastive import DualEncoder, pair_similarity
+from mmlib.models.fusion import MODES, FusionClassifier, classification_loss
+from tests.conftest import VOCAB
 
 
 def small(mode, **kw):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mmlib.gpt import GPT, GPTConfig
+from mmlib.models.gpt import GPT, GPTConfig
 
 
 def tiny(prefix_dim=None, **kw):

@@ -1,4 +1,4 @@
-"""mmlib.gradients: the torch twin of the engine's MLP, and gradient norms per module."""
+"""mmlib.maths.gradients: the torch twin of the engine's MLP, and gradient norms per module."""
 
 import numpy as np
 import pytest
@@ -6,9 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmlib.autograd import MLP, Tensor, cross_entropy
-from mmlib.gradients import GradNormTracker, grad_norms, sgd_fit, torch_twin
-from mmlib.train import TensorBatches, train
+from mmlib.maths.autograd import Tensor, cross_entropy
+from mmlib.maths.gradients import GradNormTracker, grad_norms, sgd_fit, torch_twin
+from mmlib.maths.layers import MLP
+from mmlib.training.batches import TensorBatches
+from mmlib.training.loop import train
 
 
 def two_modalities(n=200, seed=0):

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 import mmlib
-from mmlib.judge import AttributeJudge, attribute_accuracy, object_colour
-from mmlib.prior import centre_objects
-from mmlib.shapes import make_scenes
-from mmlib.train import TensorBatches, train
+from mmlib.data.scenes import centre_objects, make_scenes
+from mmlib.models.judge import AttributeJudge, attribute_accuracy, object_colour
+from mmlib.training.batches import TensorBatches
+from mmlib.training.loop import train
 
 
 def test_shapes():

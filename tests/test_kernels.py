@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 
-from mmlib import kernels
+from tools import kernels
 
 
 def test_specs_are_installed_in_the_environment():
@@ -28,7 +28,7 @@ def test_cpu_kernel_hides_gpus():
 def test_gpu_kernel_refuses_without_cuda():
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
     result = subprocess.run(
-        [sys.executable, "-m", "mmlib.kernels", "gpu", "-f", "unused.json"],
+        [sys.executable, "-m", "tools.kernels", "gpu", "-f", "unused.json"],
         env=env,
         capture_output=True,
         text=True,
@@ -45,7 +45,7 @@ def test_install_writes_both_specs(tmp_path):
 
 def test_unknown_command_prints_usage():
     result = subprocess.run(
-        [sys.executable, "-m", "mmlib.kernels", "nope"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "tools.kernels", "nope"], capture_output=True, text=True, timeout=120
     )
     assert result.returncode != 0 and "usage" in result.stderr
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mmlib.metrics import accuracy, recall_at_k
+from mmlib.evaluation.metrics import accuracy, recall_at_k
 
 
 def test_accuracy_from_logits_and_from_predictions():

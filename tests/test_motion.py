@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from mmlib.motion import DIRECTIONS, Clips, VideoClassifier, make_clips
-from mmlib.shapes import COLOURS, SHAPES, SIZES, Combinations
+from mmlib.data.clips import DIRECTIONS, Clips, make_clips
+from mmlib.data.world import COLOURS, SHAPES, SIZES, Combinations
+from mmlib.models.motion import VideoClassifier
 
 _MOVES = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}  # (dx, dy) per step
 

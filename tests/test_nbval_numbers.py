@@ -83,7 +83,7 @@ def test_nbval_passes_a_rerun_and_fails_a_value_moved_out_of_its_band(tmp_path):
     nb.metadata.kernelspec = {"name": "mmbook-cpu", "display_name": "mmbook (CPU)"}
     nb.cells = [
         nbformat.v4.new_code_cell(
-            "import random\nfrom mmlib.results import Number, show_table\n"
+            "import random\nfrom mmlib.book.results import Number, show_table\n"
             "acc = Number(0.88 + random.random() / 100, tol=0.02)\n"
             "show_table({'model': {'acc': acc, 'params': 68090}})\n"
             "print(f'loss {0.41 + random.random() / 100:.3f} after 100 steps')"

@@ -12,13 +12,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tools.budgets import NOTEBOOK_MAX_BUDGET_S, budget_of
 from tools.toc import toc_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
 IDS = [nb.stem for nb in NOTEBOOKS]
 MACHINE_PATH = re.compile(r"(/root/|/work/|/tmp/|/home/[^/\s]+/|/Users/|site-packages|\.venv/)")
-MAX_BUDGET_S = 60
 
 
 def read(path: Path) -> nbformat.NotebookNode:
@@ -123,8 +123,8 @@ def test_every_figure_has_alt_text(path):
 def test_budget_is_declared(path):
     """Each notebook declares its budget; tests/nbval_budget.py enforces it (and the book's
     300 s total) on every nbval run, from measured times."""
-    budget = read(path).metadata.get("mmbook", {}).get("budget_s")
-    assert isinstance(budget, (int, float)) and 0 < budget <= MAX_BUDGET_S, path.name
+    budget = budget_of(path)
+    assert budget is not None and 0 < budget <= NOTEBOOK_MAX_BUDGET_S, path.name
 
 
 def test_ruff_lints_and_formats_code_and_notebooks():
@@ -140,9 +140,9 @@ def test_ruff_lints_and_formats_code_and_notebooks():
 
 def results_table(nb, header: str) -> dict[str, list[tuple[str, object]]]:
     """The rows of the stored table whose first line starts with ``header``
-    (:func:`mmlib.results.show_table`): ``{row name: [(number as printed, what a re-run may
+    (:func:`mmlib.book.results.show_table`): ``{row name: [(number as printed, what a re-run may
     print instead), ...]}``, from the output's ``mmbook.numbers`` metadata."""
-    from mmlib.results import NUMBER
+    from mmlib.book.results import NUMBER
 
     for cell in code_cells(nb):
         for out in cell.get("outputs", []):
@@ -174,7 +174,7 @@ def quotes_of_chapter_2(chapter_8_table: dict, chapter_2_table: dict, bands: dic
     and the current bands ``ch2.<model>_test`` / ``_hard`` (lowest and highest value), and
     chapter 2's stored run must lie in the bands chapter 8 quotes (their accepted range).
     """
-    from mmlib.results import parse_number
+    from mmlib.book.results import parse_number
 
     wrong = []
     for row, short in CHAPTER_2_ROWS.items():
@@ -195,7 +195,7 @@ def quotes_of_chapter_2(chapter_8_table: dict, chapter_2_table: dict, bands: dic
 
 
 def chapter_2_bands() -> dict:
-    from mmlib.results import seed_band
+    from mmlib.book.results import seed_band
 
     names = [f"ch2.{s}_{k}" for s in CHAPTER_2_ROWS.values() for k in ("test", "hard")]
     return {name: seed_band(name) for name in names}

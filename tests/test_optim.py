@@ -1,4 +1,4 @@
-"""mmlib.optim: the written-out optimizers against torch.optim, bit for bit."""
+"""mmlib.training.optim: the written-out optimizers against torch.optim, bit for bit."""
 
 import copy
 import subprocess
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from mmlib.optim import SGD, AdamW
+from mmlib.training.optim import SGD, AdamW
 
 
 def _fit(make_optimizer, steps: int = 40, schedule: bool = True) -> list[torch.Tensor]:
@@ -73,7 +73,7 @@ def test_optimizers_do_not_import_the_compiler():
     built and stepped. (``state_dict`` and ``load_state_dict`` are torch's own and still do.)"""
     code = (
         "import sys, torch\n"
-        "from mmlib.optim import SGD, AdamW\n"
+        "from mmlib.training.optim import SGD, AdamW\n"
         "m = torch.nn.Linear(3, 2)\n"
         "for opt in (AdamW(m.parameters(), fused=True), AdamW(m.parameters()),"
         " SGD(m.parameters(), lr=0.1, momentum=0.9)):\n"

@@ -1,4 +1,4 @@
-"""mmlib.plotting: figure text at least 8 pt once the figure is scaled to the page."""
+"""mmlib.book.plotting: figure text at least 8 pt once the figure is scaled to the page."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import matplotlib as mpl  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from mmlib.plotting import MIN_POINTS, PAGE_WIDTH_IN, small_texts, use_book_style  # noqa: E402
+from mmlib.book.plotting import MIN_POINTS, PAGE_WIDTH_IN, small_texts, use_book_style  # noqa: E402
 
 
 @pytest.fixture

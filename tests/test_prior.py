@@ -5,12 +5,13 @@ import pytest
 import torch
 
 import mmlib
-from mmlib.contrastive import DualEncoder
-from mmlib.prior import ImagePrior, centre_objects, centre_pad, clip_rerank, generate_images
-from mmlib.shapes import make_scenes
-from mmlib.tokenizer import Tokenizer
-from mmlib.train import TensorBatches, train
-from mmlib.vq import VQVAE
+from mmlib.data.scenes import centre_objects, make_scenes
+from mmlib.data.tokenizer import Tokenizer
+from mmlib.models.contrastive import DualEncoder
+from mmlib.models.prior import ImagePrior, centre_pad, clip_rerank, generate_images
+from mmlib.models.vq import VQVAE
+from mmlib.training.batches import TensorBatches
+from mmlib.training.loop import train
 
 CAPTIONS = ["a small red circle", "a large blue square", "a small green triangle"]
 

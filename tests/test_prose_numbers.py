@@ -1,4 +1,4 @@
-"""Every result number a reader reads comes from the run (issue 15; mmlib.results).
+"""Every result number a reader reads comes from the run (issue 15; mmlib.book.results).
 
 - The prose types no result: a decimal or a percentage in a chapter's markdown must be inserted
   with ``{eval}``, sit in a sentence that cites its source, be a setting that the page's code

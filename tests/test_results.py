@@ -1,4 +1,4 @@
-"""mmlib.results: numbers that print as the book shows them and declare their tolerance."""
+"""mmlib.book.results: numbers that print as the book shows them and declare their tolerance."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import pytest
 
 import mmlib
-from mmlib import results
-from mmlib.results import NUMBER, Band, Number, report, seed_band, show_table
+from mmlib.book import results
+from mmlib.book.results import NUMBER, Band, Number, report, seed_band, show_table
 
 
 @pytest.fixture

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from mmlib.fusion import FusionClassifier, count_parameters
-from mmlib.robustness import DropoutFusionClassifier, drop_modalities
+from mmlib.evaluation.metrics import count_parameters
+from mmlib.evaluation.robustness import DropoutFusionClassifier, drop_modalities
+from mmlib.models.fusion import FusionClassifier
 
 VOCAB = 20
 

@@ -13,10 +13,13 @@ matplotlib.use("Agg")
 
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
-from mmlib import shapes
-from mmlib.shapes import (
+from mmlib.book.figures import image_grid, show_scenes
+from mmlib.data import world
+from mmlib.data.captions import captions_for, object_captions
+from mmlib.data.scenes import Scenes, make_scenes
+from mmlib.data.tasks import caption_match, qa_examples
+from mmlib.data.world import (
     ANSWERS,
     ATTRIBUTES,
     COLOURS,
@@ -25,15 +28,6 @@ from mmlib.shapes import (
     SHAPES,
     SIZES,
     Combinations,
-    Scenes,
-    ShapesDataset,
-    caption_match,
-    captions_for,
-    image_grid,
-    make_scenes,
-    object_captions,
-    qa_examples,
-    show_scenes,
     split_combinations,
 )
 
@@ -129,7 +123,7 @@ def test_scene_tensors_have_the_documented_form(scenes):
             strict=True,
         ):
             pixel = scenes.images[i, :, y, x]
-            distance = (shapes._RGB - pixel).abs().amax(1)
+            distance = (world._RGB - pixel).abs().amax(1)
             assert int(distance.argmin()) == colour and float(distance.min()) <= 0.05 + 1e-6
     # every attribute value occurs
     for column, values in enumerate(ATTRIBUTES.values()):
@@ -188,7 +182,7 @@ def test_relations_hold_between_the_object_centres(scenes):
 def test_centres_match_the_pixels_and_objects_never_overlap(scenes):
     lit = scenes.images.amax(1) > 0  # (N, 32, 32)
     grid = torch.arange(32.0) + 0.5
-    largest = shapes._HALF + shapes._SIZE_JITTER + 0.5  # the box a shape fits, plus its soft edge
+    largest = world._HALF + world._SIZE_JITTER + 0.5  # the box a shape fits, plus its soft edge
     for i in range(len(scenes)):
         k = int(scenes.num_objects[i])
         centres = scenes.centres[i, :k]
@@ -285,22 +279,6 @@ def test_seen_only_generation_never_shows_a_held_out_combination():
     positions = Combinations(("position",), {("left",), ("right",)})
     two = make_scenes(50, seed=3, num_objects=2, only=positions)
     assert {p for p in two.attributes[..., 3].flatten().tolist()} == {0, 1}
-
-
-def test_dataset_works_with_a_dataloader(scenes):
-    dataset = ShapesDataset(scenes)
-    assert len(dataset) == len(scenes)
-    item = dataset[-1]
-    assert item["caption"] == scenes.captions[-1]
-    assert torch.equal(item["image"], scenes.images[-1])
-    loader = DataLoader(
-        dataset, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0)
-    )
-    batch = next(iter(loader))
-    assert batch["image"].shape == (16, 3, 32, 32)
-    assert batch["attributes"].shape == (16, 2, 4) and batch["num_objects"].shape == (16,)
-    assert len(batch["caption"]) == 16 and all(isinstance(c, str) for c in batch["caption"])
-    assert sum(len(b["caption"]) for b in loader) == len(scenes)
 
 
 def test_indexing_returns_scenes(scenes):
@@ -444,9 +422,6 @@ def test_show_scenes_draws_a_grid_with_captions(scenes):
         (lambda: caption_match(make_scenes(4), hard="yes"), TypeError, "hard"),
         (lambda: caption_match(make_scenes(4), seed=0.5), TypeError, "seed"),
         (lambda: qa_examples([]), TypeError, "scenes"),
-        (lambda: ShapesDataset(torch.zeros(3, 3, 32, 32)), TypeError, "scenes"),
-        (lambda: ShapesDataset(make_scenes(3))["0"], TypeError, "i"),
-        (lambda: ShapesDataset(make_scenes(3))[3], IndexError, "i"),
         (lambda: make_scenes(3)["a"], TypeError, "index"),
         (lambda: make_scenes(3)[torch.tensor([0.5])], TypeError, "index"),
         (lambda: make_scenes(3)[torch.tensor([True])], ValueError, "index"),

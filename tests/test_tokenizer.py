@@ -5,7 +5,7 @@ import re
 import pytest
 import torch
 
-from mmlib.tokenizer import SPECIAL_TOKENS, Tokenizer, split_words
+from mmlib.data.tokenizer import SPECIAL_TOKENS, Tokenizer, split_words
 
 TEXTS = [
     "a small red circle on the left",

@@ -12,10 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
-import mmlib.train
+import mmlib.training.loop
 from mmlib import get_device
-from mmlib.optim import AdamW
-from mmlib.train import History, TensorBatches, default_optimizer, shard_batch, to_device, train
+from mmlib.training.batches import TensorBatches, shard_batch, to_device
+from mmlib.training.history import History
+from mmlib.training.loop import train
+from mmlib.training.optim import AdamW, default_optimizer
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -213,8 +215,8 @@ def test_progress_bar_follows_progress_and_tqdm_disable(monkeypatch, capsys):
     # tqdm reads TQDM_DISABLE once, at import, into its default for disable=... (make exports
     # TQDM_DISABLE=1), so start from a bar that is on by default; train() reads the variable
     # itself on every call.
-    real_tqdm = mmlib.train.tqdm
-    monkeypatch.setattr(mmlib.train, "tqdm", functools.partial(real_tqdm, disable=False))
+    real_tqdm = mmlib.training.loop.tqdm
+    monkeypatch.setattr(mmlib.training.loop, "tqdm", functools.partial(real_tqdm, disable=False))
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
     run(steps=2, progress=True, desc="my-run")
     assert "my-run" in capsys.readouterr().err
@@ -235,10 +237,12 @@ def test_notebook_bar_is_a_widget_that_tqdm_disable_turns_off(monkeypatch):
     import tqdm.auto
     import tqdm.notebook
 
-    assert mmlib.train.tqdm is tqdm.auto.tqdm  # ipywidgets is installed: no "IProgress" warning
+    assert (
+        mmlib.training.loop.tqdm is tqdm.auto.tqdm
+    )  # ipywidgets is installed: no "IProgress" warning
     shown = []
     monkeypatch.setattr(tqdm.notebook, "display", lambda *args, **kwargs: shown.append(args))
-    monkeypatch.setattr(mmlib.train, "tqdm", tqdm.notebook.tqdm)
+    monkeypatch.setattr(mmlib.training.loop, "tqdm", tqdm.notebook.tqdm)
     monkeypatch.setenv("TQDM_DISABLE", "1")
     run(steps=2, progress=True)
     assert shown == []
@@ -494,3 +498,46 @@ def test_default_optimizer_rejects_bad_input(kwargs, error, message):
     kwargs = {"model": make_model(), **kwargs}
     with pytest.raises(error, match=message):
         default_optimizer(**kwargs)
+
+
+def test_a_config_object_gives_the_same_run_as_keywords():
+    from mmlib.training.config import TrainConfig
+
+    x, y = make_data()
+    config = TrainConfig(steps=5, lr=1e-2, device="cpu", progress=False)
+    a, b = make_model(), make_model()
+    first = train(a, loss_fn, TensorBatches(x, y, batch_size=16), config)
+    second = train(
+        b,
+        loss_fn,
+        TensorBatches(x, y, batch_size=16),
+        steps=5,
+        lr=1e-2,
+        device="cpu",
+        progress=False,
+    )
+    assert first.loss == second.loss
+    # keywords next to a config change it
+    third = train(make_model(), loss_fn, TensorBatches(x, y, batch_size=16), config, steps=2)
+    assert len(third.loss) == 2
+
+
+def test_run_hooks_see_each_finished_run(monkeypatch):
+    from mmlib.training import loop
+
+    seen = []
+    monkeypatch.setattr(loop, "RUN_HOOKS", [seen.append])
+    x, y = make_data()
+    history = train(
+        make_model(),
+        loss_fn,
+        [(x[:8], y[:8]), (x[8:20], y[8:20])],
+        steps=3,
+        device="cpu",
+        progress=False,
+        desc="hooked",
+    )
+    (run,) = seen
+    assert run.history is history and run.config.desc == "hooked" and run.world_size == 1
+    assert history.samples == 8 + 12 + 8
+    assert torch.equal(run.first_batch[0], x[:8])

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 import mmlib
-from mmlib.prior import centre_objects
-from mmlib.shapes import make_scenes
-from mmlib.train import TensorBatches, train
-from mmlib.vq import VQVAE, VectorQuantizer, codebook_usage
+from mmlib.data.scenes import centre_objects, make_scenes
+from mmlib.models.vq import VQVAE, VectorQuantizer, codebook_usage
+from mmlib.training.batches import TensorBatches
+from mmlib.training.loop import train
 
 
 @pytest.fixture(scope="module")

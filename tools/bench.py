@@ -7,9 +7,10 @@ For each kernel (``mmbook-cpu``; ``mmbook-gpu`` too when CUDA is there) it measu
 - every notebook executed top to bottom with nbclient: wall time from the kernel's start to the
   last cell (as nbval counts it) and the kernel's peak memory. Notebooks are read into memory
   and never written back;
-- every training run in the book: ``mmlib.train.train`` appends a JSON line per run to the file
-  named by ``MMBOOK_TRAIN_LOG`` (steps, samples, seconds, FLOPs per step), and the three
-  heaviest runs get samples/s, FLOP/s and their share of the machine's fp32 matmul peak;
+- every training run in the book: ``tools/train_log.py`` hooks ``mmlib.training.loop.train``
+  and appends a JSON line per run to a log file (steps, samples,
+  seconds, FLOPs per step), and the three heaviest runs get samples/s, FLOP/s and their share
+  of the machine's fp32 matmul peak;
 - ``make nbval-<kernel>`` (its own timing plugin writes ``nbval-times-<kernel>.json``).
 
 Once: ``make book`` from scratch and again with nothing changed. The report is JSON; ``make
@@ -29,9 +30,10 @@ import sys
 import time
 from pathlib import Path
 
+from tools.budgets import BOOK_BUDGET_S, budget_of
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "_build" / "bench"
-BOOK_BUDGET_S = 300.0
 NOTEBOOK_LIMIT_S = 60.0  # no notebook may take longer on the CPU kernel, whatever it declares
 PEAK_SHARE_TARGET = 0.30  # the heaviest training run's share of the fp32 matmul peak
 TOP_RUNS = 3
@@ -83,7 +85,7 @@ def matmul_peak(device: str) -> dict:
 
     size, repeats = MATMUL_SIZE[device], 10
     try:
-        from mmlib.bench import measure_matmul_flops
+        from mmlib.training.profiling import measure_matmul_flops
     except ImportError:  # chapter 7's helper; measure here when it is not there
         measure_matmul_flops = None
     if measure_matmul_flops is not None:
@@ -104,13 +106,6 @@ def matmul_peak(device: str) -> dict:
 
 
 # ---------------------------------------------------------------------------- notebooks
-def budget_of(path: Path) -> float | None:
-    """The notebook's declared ``metadata.mmbook.budget_s`` (None when it declares none)."""
-    meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
-    budget = meta.get("mmbook", {}).get("budget_s")
-    return None if budget is None else float(budget)
-
-
 def parse_peak(cell: dict) -> dict:
     """Peak memory in MB from the outputs of :data:`PEAK_CELL`."""
     text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("name") == "stdout")
@@ -150,15 +145,16 @@ def run_notebook(path: Path, kernel: str, train_log: Path) -> dict:
     last = len(nb.cells) - 1
     nb.cells.append(nbformat.v4.new_code_cell(PEAK_CELL))
     train_log.unlink(missing_ok=True)
-    os.environ["MMBOOK_TRAIN_LOG"] = str(train_log)  # the kernel inherits this environment
+    # the kernel logs every train() run (tools/train_log.py), installed before the first cell
+    install = f"import sys; sys.path.insert(0, {str(ROOT)!r}); import tools.train_log as log; "
+    nb.cells.insert(0, nbformat.v4.new_code_cell(install + f"log.install({str(train_log)!r})"))
+    last += 1
     result = {"path": path.relative_to(ROOT).as_posix(), "budget_s": budget_of(path)}
     try:
         seconds = execute_timed(nb, path, kernel, last)
     except Exception as error:  # report it with the others; main() fails at the end
         result["error"] = f"{type(error).__name__}: {str(error).strip().splitlines()[-1]}"
         return result
-    finally:
-        del os.environ["MMBOOK_TRAIN_LOG"]
     return {**result, "seconds": seconds, **parse_peak(nb.cells[-1])}
 
 
@@ -197,7 +193,7 @@ def timed_make(*args: str, env: dict | None = None) -> dict:
 
 def nbval(kernel: str, notebooks: list[str], out: Path) -> dict:
     """``make nbval-cpu|gpu`` on ``notebooks``; the plugin's per-notebook times are kept."""
-    env = {k: v for k, v in os.environ.items() if k != "MMBOOK_TRAIN_LOG"}
+    env = dict(os.environ)
     env["MMBOOK_NBVAL_REPORT_DIR"] = str(out)
     times = out / f"nbval-times-{kernel}.json"
     times.unlink(missing_ok=True)
@@ -211,7 +207,7 @@ def nbval(kernel: str, notebooks: list[str], out: Path) -> dict:
 
 def book_build() -> dict:
     """``make book`` after removing the build, then once more with nothing changed."""
-    env = {k: v for k, v in os.environ.items() if k != "MMBOOK_TRAIN_LOG"}
+    env = dict(os.environ)
     for stale in ("html", ".doctrees", "jupyter_execute"):
         shutil.rmtree(ROOT / "_build" / stale, ignore_errors=True)
     scratch = timed_make("book", env=env)

@@ -3,7 +3,8 @@
 ``make bands NB=chapters/02_core_concepts.ipynb SEEDS="0 1 2 3 4"`` runs this. Each notebook is
 executed once per seed (a copy; the stored notebook is not touched) with ``MMBOOK_SEED`` set,
 which the chapter's training reads through :func:`mmlib.book_seed`. Every value it shows with
-:func:`mmlib.results.report` is read back from the outputs, and ``mmlib/seed_bands.json`` gets,
+:func:`mmlib.book.results.report` is read back from the outputs, and
+``mmlib/book/seed_bands.json`` gets,
 per name, the values, the seeds, the command, the date and the machine. Names of the notebooks
 run are replaced; other entries are kept.
 """
@@ -25,7 +26,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from mmlib.results import BANDS_FILE
+from mmlib.book.results import BANDS_FILE
 
 
 def cpu_name() -> str:
@@ -40,7 +41,7 @@ def cpu_name() -> str:
 
 
 def reported_values(nb) -> dict[str, tuple[float, str]]:
-    """``{name: (value, fmt)}`` of every :func:`mmlib.results.report` in the outputs."""
+    """``{name: (value, fmt)}`` of every :func:`mmlib.book.results.report` in the outputs."""
     found = {}
     for cell in nb.cells:
         for out in cell.get("outputs", []):

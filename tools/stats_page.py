@@ -14,7 +14,8 @@ import json
 import shutil
 from pathlib import Path
 
-from tools.bench import BOOK_BUDGET_S, budget_of, gflops, percent, seconds, targets
+from tools.bench import gflops, percent, seconds, targets
+from tools.budgets import BOOK_BUDGET_S, budget_of
 from tools.toc import toc_pages
 
 ROOT = Path(__file__).resolve().parents[1]

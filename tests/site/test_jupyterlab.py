@@ -366,7 +366,9 @@ def test_the_fixture_reads_right_as_opened_and_after_run_all(page, lab):
         assert words in cells[takeaways]["text"]
     # The progress bar is a widget (ipywidgets), with no "IProgress not found" on stderr.
     train = next(
-        k for k, c in enumerate(served["cells"]) if "mmlib.train.train(" in "".join(c["source"])
+        k
+        for k, c in enumerate(served["cells"])
+        if "mmlib.training.loop.train(" in "".join(c["source"])
     )
     assert cells[train]["progress"] == 1 and "3/3" in cells[train]["output"]
 

@@ -1,0 +1,135 @@
+"""A word-level tokenizer: text -> token ids -> text.
+
+Text is lowercased and split into words and single punctuation marks ("what colour is the
+circle?" -> what, colour, is, the, circle, ?). The vocabulary starts with four special tokens,
+``<pad>`` = 0, ``<bos>`` = 1, ``<eos>`` = 2 and ``<unk>`` = 3, followed by the words of the
+training texts, most frequent first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
+from mmlib.validate import check_int, check_strings, check_type, describe
+
+__all__ = ["SPECIAL_TOKENS", "Tokenizer", "split_words"]
+
+SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
+_WORD = re.compile(r"\w+|[^\w\s]")
+_CLOSING = re.compile(r" ([.,!?;:)])")  # punctuation that is written against the word before
+
+
+def split_words(text: str) -> list[str]:
+    """Lowercase ``text`` and split it into words and single punctuation marks."""
+    check_type("text", text, str)
+    return _WORD.findall(text.lower())
+
+
+def _join(words: Sequence[str]) -> str:
+    return _CLOSING.sub(r"\1", " ".join(words))
+
+
+class Tokenizer:
+    """Maps words to ids and back. Build one with :meth:`Tokenizer.from_texts`.
+
+    ``tokens`` is the whole vocabulary in id order, starting with :data:`SPECIAL_TOKENS`.
+    """
+
+    pad_id, bos_id, eos_id, unk_id = 0, 1, 2, 3
+
+    def __init__(self, tokens: Sequence[str]):
+        if isinstance(tokens, str) or not isinstance(tokens, Sequence):
+            raise TypeError(f"tokens must be a list of str, got {describe(tokens)}")
+        tokens = list(tokens)
+        if tuple(tokens[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+            raise ValueError(f"tokens must start with {SPECIAL_TOKENS}, got {tokens[:4]}")
+        if not all(isinstance(t, str) and t for t in tokens):
+            raise TypeError("tokens must hold only non-empty str")
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("tokens must not repeat a token")
+        self.tokens = tokens
+        self.ids = {token: i for i, token in enumerate(tokens)}
+
+    @classmethod
+    def from_texts(cls, texts: Sequence[str], min_count: int = 1) -> Tokenizer:
+        """Vocabulary of every word seen at least ``min_count`` times, most frequent first
+        (ties in alphabetical order), after the special tokens."""
+        texts = check_strings("texts", texts)
+        check_int("min_count", min_count, minimum=1)
+        counts = Counter(word for text in texts for word in split_words(text))
+        words = sorted((w for w, c in counts.items() if c >= min_count and w not in SPECIAL_TOKENS),
+                       key=lambda w: (-counts[w], w))  # fmt: skip
+        return cls([*SPECIAL_TOKENS, *words])
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokens)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @staticmethod
+    def normalise(text: str) -> str:
+        """``text`` as :meth:`decode` writes it back: lowercase, one space between words,
+        closing punctuation against the word before ("What colour?" -> "what colour?")."""
+        return _join(split_words(text))
+
+    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
+        """Token ids of ``text``; unknown words become ``<unk>``."""
+        for name, flag in (("add_bos", add_bos), ("add_eos", add_eos)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {describe(flag)}")
+        ids = [self.ids.get(word, self.unk_id) for word in split_words(text)]
+        return [self.bos_id] * add_bos + ids + [self.eos_id] * add_eos
+
+    def decode(self, ids: Sequence[int] | torch.Tensor, skip_special: bool = True) -> str:
+        """Text of ``ids`` (a list or a 1-D tensor). ``skip_special`` drops ``<pad>``, ``<bos>``
+        and ``<eos>``; ``<unk>`` always stays, since it stands for a word."""
+        if isinstance(ids, torch.Tensor):
+            if ids.ndim != 1 or ids.is_floating_point():
+                raise TypeError(f"ids must be a 1-D integer tensor or a list, got {describe(ids)}")
+            ids = ids.tolist()
+        if isinstance(ids, str) or not isinstance(ids, Sequence):
+            raise TypeError(f"ids must be a list of int or a 1-D tensor, got {describe(ids)}")
+        for i in ids:
+            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(self):
+                raise ValueError(f"ids must hold ints in [0, {len(self)}), got {i!r}")
+        skipped = {self.pad_id, self.bos_id, self.eos_id} if skip_special else set()
+        return _join([self.tokens[i] for i in ids if i not in skipped])
+
+    def encode_batch(
+        self, texts: Sequence[str], add_bos: bool = False, add_eos: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``ids (B, T) int64`` padded with ``<pad>`` = 0 after each text, and ``lengths (B,)
+        int64``, the number of real tokens; ``T`` is the longest length (at least 1)."""
+        texts = check_strings("texts", texts)
+        if not texts:
+            raise ValueError("texts must not be empty, got []")
+        encoded = [
+            torch.tensor(self.encode(t, add_bos=add_bos, add_eos=add_eos), dtype=torch.long)
+            for t in texts
+        ]
+        lengths = torch.tensor([len(e) for e in encoded], dtype=torch.long)
+        ids = pad_sequence(encoded, batch_first=True, padding_value=self.pad_id)
+        if ids.shape[1] == 0:  # every text was empty: keep one column of padding
+            ids = torch.full((len(texts), 1), self.pad_id, dtype=torch.long)
+        return ids, lengths
+
+    def to_dict(self) -> dict:
+        """Everything needed to rebuild the tokenizer, for a checkpoint."""
+        return {"tokens": list(self.tokens)}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> Tokenizer:
+        """The tokenizer saved by :meth:`to_dict`."""
+        if not isinstance(state, dict) or "tokens" not in state:
+            raise ValueError(f"state must be a dict with key 'tokens', got {describe(state)}")
+        return cls(state["tokens"])
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(vocab_size={self.vocab_size})"

@@ -1,0 +1,151 @@
+"""Metrics the chapters report: classification accuracy and retrieval recall@k.
+
+Both return plain Python floats in ``[0, 1]`` and check their inputs first.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from mmlib.validate import (
+    check_int,
+    check_same_batch,
+    check_string_pairs,
+    check_tensor,
+    check_type,
+    describe,
+)
+
+__all__ = [
+    "accuracy",
+    "best_threshold",
+    "count_parameters",
+    "question_prior",
+    "recall_at_k",
+]
+
+
+@torch.no_grad()
+def accuracy(logits_or_preds: torch.Tensor, targets: torch.Tensor) -> float:
+    """Fraction of rows whose prediction equals the target.
+
+    ``logits_or_preds``: ``(N, C) float`` scores (the argmax is the prediction) or
+    ``(N,) integer`` predicted classes. ``targets``: ``(N,) integer`` class indices.
+    """
+    targets = check_tensor("targets", targets, ndim=1, dtype="integer")
+    check_tensor("logits_or_preds", logits_or_preds)
+    if logits_or_preds.ndim == 2:
+        check_tensor("logits_or_preds", logits_or_preds, dtype="float", finite=True)
+        num_classes = logits_or_preds.shape[1]
+        if int(targets.min()) < 0 or int(targets.max()) >= num_classes:
+            raise ValueError(
+                f"targets must hold class indices in [0, {num_classes}) to match logits "
+                f"(N, {num_classes}), got values from {int(targets.min())} to {int(targets.max())}"
+            )
+        preds = logits_or_preds.argmax(dim=1)
+    elif logits_or_preds.ndim == 1:
+        preds = check_tensor("logits_or_preds", logits_or_preds, dtype="integer")
+    else:
+        raise ValueError(
+            "logits_or_preds must be (N, C) float logits or (N,) integer predictions, "
+            f"got {describe(logits_or_preds)}"
+        )
+    if preds.shape[0] != targets.shape[0]:
+        raise ValueError(
+            f"logits_or_preds and targets must have the same N, got "
+            f"{describe(logits_or_preds)} and {describe(targets)}"
+        )
+    return (preds == targets.to(preds.device)).float().mean().item()
+
+
+@torch.no_grad()
+def recall_at_k(similarity: torch.Tensor, targets: torch.Tensor, k: int) -> float:
+    """Fraction of queries with at least one correct gallery item among their top ``k``.
+
+    ``similarity``: ``(Q, G) float``, higher means closer (e.g. text-by-image cosine
+    similarities; pass ``similarity.T`` for the other direction). ``targets``: ``(Q,) integer``
+    index of each query's single match in ``[0, G)``, or ``(Q, G) bool`` mask of every match
+    (each query needs at least one). ``k`` in ``[1, G]``.
+    """
+    similarity = check_tensor("similarity", similarity, ndim=2, dtype="float", finite=True)
+    num_queries, gallery = similarity.shape
+    k = check_int("k", k, minimum=1)
+    if k > gallery:
+        raise ValueError(f"k must be <= the gallery size {gallery} (similarity (Q, G)), got {k}")
+    check_tensor("targets", targets)
+    if targets.ndim == 1:
+        check_tensor("targets", targets, shape=(num_queries,), dtype="integer")
+        if int(targets.min()) < 0 or int(targets.max()) >= gallery:
+            raise ValueError(
+                f"targets must hold gallery indices in [0, {gallery}), got values from "
+                f"{int(targets.min())} to {int(targets.max())}"
+            )
+        positives = torch.zeros_like(similarity, dtype=torch.bool)
+        positives[torch.arange(num_queries), targets.to(similarity.device)] = True
+    elif targets.ndim == 2:
+        positives = check_tensor(
+            "targets", targets, shape=(num_queries, gallery), dtype=torch.bool
+        ).to(similarity.device)
+        empty = (~positives.any(dim=1)).nonzero().flatten()
+        if len(empty):
+            raise ValueError(
+                f"targets must mark at least one match per query, got none for "
+                f"{len(empty)} queries (first: row {int(empty[0])})"
+            )
+    else:
+        raise ValueError(
+            f"targets must be (Q,) integer indices or a (Q, G) bool mask with Q={num_queries}, "
+            f"G={gallery}, got {describe(targets)}"
+        )
+    top = similarity.topk(k, dim=1).indices  # (Q, k)
+    hit = positives.gather(1, top).any(dim=1)  # (Q,)
+    return hit.float().mean().item()
+
+
+def count_parameters(module: nn.Module) -> int:
+    """How many numbers ``module`` learns: the sum of ``p.numel()`` over its parameters."""
+    check_type("module", module, nn.Module, "torch.nn.Module")
+    return sum(p.numel() for p in module.parameters())
+
+
+def best_threshold(scores: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """The score threshold that best separates matches from non-matches: ``(threshold, acc)``.
+
+    ``scores (N,) float`` (higher = more likely a match) and ``labels (N,) int`` in {0, 1}.
+    A pair is called a match when ``score >= threshold``; ``acc`` is the accuracy that rule
+    gets on these same pairs. The candidates are the thresholds of
+    ``sklearn.metrics.roc_curve``, so every distinct score is tried.
+    """
+    from sklearn.metrics import roc_curve
+
+    check_tensor("scores", scores, ndim=1, dtype="float", finite=True)
+    check_tensor("labels", labels, ndim=1, dtype="integer")
+    check_same_batch(scores=scores, labels=labels)
+    values = set(labels.unique().tolist())
+    if values != {0, 1}:
+        raise ValueError(f"labels must hold both 0 and 1 (and nothing else), got {sorted(values)}")
+    y = labels.cpu().numpy()
+    fpr, tpr, thresholds = roc_curve(y, scores.detach().cpu().double().numpy())
+    positives = int(y.sum())
+    negatives = len(y) - positives
+    correct = tpr * positives + (1 - fpr) * negatives  # right calls at each threshold
+    best = int(correct.argmax())
+    return float(thresholds[best]), float(correct[best] / len(y))
+
+
+def question_prior(questions: Sequence[str], answers: Sequence[str]) -> dict[str, str]:
+    """A blind baseline: for each distinct question text, its most common answer.
+
+    ``questions`` and ``answers``: M training pairs of str. Returns ``{question: answer}``;
+    ties go to the answer met first. A model that answers no better than this on a kind of
+    question has not learned to look at the image for it.
+    """
+    questions, answers = check_string_pairs("questions", questions, "answers", answers)
+    counts: dict[str, Counter] = {}
+    for question, answer in zip(questions, answers, strict=True):
+        counts.setdefault(question, Counter())[answer] += 1
+    return {question: c.most_common(1)[0][0] for question, c in counts.items()}

@@ -144,5 +144,5 @@ def test_run_torchrun_checks_its_arguments():
 
 
 def test_run_torchrun_reports_a_failed_run():
-    with pytest.raises(RuntimeError, match="(?s)torchrun failed.*No module named"):
+    with pytest.raises(RuntimeError, match="(?s)torchrun failed.*mmlib.no_such_module FAILED"):
         ddp.run_torchrun("mmlib.no_such_module", nproc=1, timeout=120)

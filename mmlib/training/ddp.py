@@ -171,8 +171,8 @@ def run_torchrun(
     except subprocess.TimeoutExpired:
         os.killpg(child.pid, signal.SIGKILL)
         output, _ = child.communicate()
-        message = f"torchrun took over {timeout} s and was stopped:\n{output[-2000:]}"
+        message = f"torchrun took over {timeout} s and was stopped:\n{output[-4000:]}"
         raise RuntimeError(message) from None
     if child.returncode != 0:
-        raise RuntimeError(f"torchrun failed (exit {child.returncode}):\n{output[-2000:]}")
+        raise RuntimeError(f"torchrun failed (exit {child.returncode}):\n{output[-4000:]}")
     return output

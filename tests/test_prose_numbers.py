@@ -137,6 +137,8 @@ def test_results_print_numbers_not_booleans(path):
     nb = nbformat.read(path, as_version=4)
     bare = []
     for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and cell.source.strip().startswith("show_source("):
+            continue  # a listing of mmlib's code, not a result (its lines may end in False)
         for out in cell.get("outputs", []):
             text = out.get("text", "") or "".join(out.get("data", {}).get("text/plain", ""))
             text = "".join(text) if isinstance(text, list) else text

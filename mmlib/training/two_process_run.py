@@ -26,7 +26,7 @@ from mmlib.training.ddp import is_main_process
 from mmlib.training.history import History
 from mmlib.training.loop import train
 
-__all__ = ["STEPS", "fusion_problem", "fusion_run"]
+__all__ = ["STEPS", "fusion_model", "fusion_problem", "fusion_run"]
 
 #: Optimizer steps of the run, in one process or several.
 STEPS = 60
@@ -51,15 +51,19 @@ def fusion_problem(n: int = 2000) -> tuple[FusionClassifier, TensorBatches, tupl
         drop_last=True,
     )
     test = (images[rows:], tokens[rows:], lengths[rows:], labels[rows:])
+    return fusion_model(tokenizer.vocab_size), batches, test
+
+
+def fusion_model(vocab_size: int) -> FusionClassifier:
+    """The late-fusion model of the run, with the same initial weights every time."""
     torch.manual_seed(0)
-    model = FusionClassifier("late", tokenizer.vocab_size, num_classes=2, dim=32, width=8)
-    return model, batches, test
+    return FusionClassifier("late", vocab_size, num_classes=2, dim=32, width=8)
 
 
 def fusion_run(model: FusionClassifier, batches: TensorBatches) -> History:
     """Train ``model`` on the CPU with the book's loop: one process, or one of several."""
     return train(
-        model, classification_loss, batches, steps=STEPS, lr=LR, progress=False, device="cpu"
+        model, classification_loss, batches, steps=STEPS, lr=LR, device="cpu", progress=False
     )
 
 

@@ -11,6 +11,8 @@ import platform
 
 import torch
 
+from mmlib.validate import check_choice, require
+
 _KNOWN = ("cuda", "mps", "cpu")
 
 
@@ -29,15 +31,13 @@ def get_device(prefer: str | None = None) -> torch.device:
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if not isinstance(choice, str) or choice not in _KNOWN:
-        raise ValueError(f"prefer must be one of {_KNOWN} or None, got {choice!r}")
+    check_choice("prefer", choice, [*_KNOWN, None])
     available = {
         "cuda": torch.cuda.is_available(),
         "mps": torch.backends.mps.is_available(),
         "cpu": True,
     }
-    if not available[choice]:
-        raise ValueError(f"prefer={choice!r} was asked for, but no {choice} device is available")
+    require(available[choice], "prefer", "an available device", f"{choice!r} (none here)")
     return torch.device(choice)
 
 

@@ -8,6 +8,8 @@ import random
 import numpy as np
 import torch
 
+from mmlib.validate import check_int, require
+
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python's ``random``, NumPy and torch (CPU and every CUDA device).
@@ -15,10 +17,8 @@ def seed_everything(seed: int) -> torch.Generator:
     Returns a CPU ``torch.Generator`` seeded with the same value, for code that wants
     its own stream (data loaders, samplers).
     """
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
-    if not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    check_int("seed", seed, minimum=0)
+    require(seed < 2**32, "seed", "in [0, 2**32)", seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
@@ -36,6 +36,5 @@ def book_seed(default: int = 0) -> int:
     value = os.environ.get("MMBOOK_SEED", "").strip()
     if not value:
         return default
-    if not value.isdigit():
-        raise ValueError(f"MMBOOK_SEED must be a whole number >= 0, got {value!r}")
+    require(value.isdigit(), "MMBOOK_SEED", "a whole number >= 0", repr(value))
     return int(value)

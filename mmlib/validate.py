@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 import torch
+from torch import nn
 
 
 def describe(value: object) -> str:
@@ -19,6 +20,24 @@ def describe(value: object) -> str:
     if isinstance(value, torch.Tensor):
         return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
     return f"{type(value).__name__} {value!r}"[:120]
+
+
+def _given(value: object) -> str:
+    """How a given value reads after "got": tensors described, text as is, others repr'd."""
+    if isinstance(value, torch.Tensor):
+        return describe(value)
+    return value if isinstance(value, str) else repr(value)[:120]
+
+
+def require(ok: bool, name: str, expected: str, given: object) -> None:
+    """Raise ``ValueError("<name> must be <expected>, got <given>")`` unless ``ok``.
+
+    One line per rule at the call site: ``require(size % 2 == 0, "size", "even", size)``.
+    ``given`` is shown as is when it is a str (so a caller can phrase it), described when
+    it is a tensor, and repr'd otherwise.
+    """
+    if not ok:
+        raise ValueError(f"{name} must be {expected}, got {_given(given)}")
 
 
 def check_tensor(
@@ -114,6 +133,12 @@ def check_int(name: str, value: object, *, minimum: int | None = None) -> int:
     return value
 
 
+def check_ints(*, minimum: int | None = None, **values: object) -> None:
+    """:func:`check_int` for several named values at once: ``check_ints(minimum=1, a=a, b=b)``."""
+    for name, value in values.items():
+        check_int(name, value, minimum=minimum)
+
+
 def check_float(
     name: str, value: object, *, low: float | None = None, high: float | None = None
 ) -> float:
@@ -172,3 +197,29 @@ def check_type(name: str, value: object, kind: type | tuple[type, ...], what: st
         )
         raise TypeError(f"{name} must be a {what}, got {describe(value)}")
     return value
+
+
+class CheckedEmbedding(nn.Embedding):
+    """An ``nn.Embedding`` whose out-of-range error names the argument the ids came in.
+
+    Checking that every id is in ``[0, num_embeddings)`` before each lookup would scan the
+    whole tensor on every forward pass (and, on a GPU, wait for it). This checks nothing on
+    the way in and turns the lookup's own ``IndexError`` into a ``ValueError`` that names
+    ``argument`` and the range of ids given. The weights and ``state_dict`` are those of
+    ``nn.Embedding``. (On a GPU an out-of-range id stops the kernel with CUDA's device-side
+    assert instead; run on the CPU to see this message.)
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, *, argument: str, **kwargs):
+        super().__init__(num_embeddings, embedding_dim, **kwargs)
+        self.argument = argument
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        try:
+            return super().forward(ids)
+        except IndexError:
+            low, high = int(ids.min()), int(ids.max())
+            raise ValueError(
+                f"{self.argument} must hold token ids in [0, {self.num_embeddings}), "
+                f"got values from {low} to {high}"
+            ) from None

@@ -5,6 +5,7 @@ import torch
 
 from mmlib.models import article_listing
 from mmlib.models.article_model import FusionModule, ImageModule, MultiModalModel, TextModule
+from tests.bad_input import raises_naming
 
 B, T = 4, 7  # batch and sequence length differ on purpose: B == T can hide layout bugs
 
@@ -70,67 +71,77 @@ def test_head_gives_logits(inputs):
 
 
 @pytest.mark.parametrize(
-    "call, error, match",
+    "call, error, name",
     [
         (lambda m: m(torch.rand(B, T), torch.rand(B, 3, 32, 32)), TypeError, "tokens"),
-        (
-            lambda m: m(torch.randint(0, 10_001, (B, T)) + 10_000, torch.rand(B, 3, 32, 32)),
-            ValueError,
-            r"tokens must hold token ids in \[0, 10000\)",
-        ),
-        (
-            lambda m: m(torch.randint(0, 9, (B, T)), torch.rand(B, 1, 32, 32)),
-            ValueError,
-            "images must have 3 channels",
-        ),
-        (
-            lambda m: m(torch.randint(0, 9, (B, T)), torch.rand(B, 3, 28, 28)),
-            ValueError,
-            "images must be 32x32",
-        ),
+        # ids out of range: no scan per step, the embedding's IndexError, named
+        (lambda m: m(torch.full((B, T), 10_000), torch.rand(B, 3, 32, 32)), ValueError, "tokens"),
+        (lambda m: m(torch.full((B, T), -1), torch.rand(B, 3, 32, 32)), ValueError, "tokens"),
+        (lambda m: m(torch.randint(0, 9, (B, T)), torch.rand(B, 1, 32, 32)), ValueError, "images"),
+        (lambda m: m(torch.randint(0, 9, (B, T)), torch.rand(B, 3, 28, 28)), ValueError, "images"),
         (
             lambda m: m(torch.randint(0, 9, (B, T)), torch.rand(B + 1, 3, 32, 32)),
             ValueError,
-            "batch sizes must match",
+            "image",  # batch sizes must match
         ),
-        (
-            lambda m: m(torch.randint(0, 9, (B,)), torch.rand(B, 3, 32, 32)),
-            ValueError,
-            "text must have 2 dimensions",
-        ),
-        (
-            lambda m: m(torch.randint(0, 9, (0, T)), torch.rand(0, 3, 32, 32)),
-            ValueError,
-            "must not be empty",
-        ),
+        (lambda m: m(torch.randint(0, 9, (B,)), torch.rand(B, 3, 32, 32)), ValueError, "text"),
+        (lambda m: m(torch.randint(0, 9, (0, T)), torch.rand(0, 3, 32, 32)), ValueError, "text"),
         (
             lambda m: m(torch.randint(0, 9, (B, T)), torch.randint(0, 9, (B, 3, 32, 32))),
             TypeError,
-            "image",
+            "images",
         ),
         (
             lambda m: m(
                 torch.randint(0, 9, (B, T)), torch.rand(B, 3, 32, 32), torch.tensor([9] * B)
             ),
             ValueError,
-            "lengths must be in",
+            "lengths",
+        ),
+        (
+            lambda m: m(
+                torch.randint(0, 9, (B, T)), torch.rand(B, 3, 32, 32), torch.tensor([0] * B)
+            ),
+            ValueError,
+            "lengths",
+        ),
+        (
+            lambda m: m(torch.randint(0, 9, (B, T)), torch.rand(B, 3, 32, 32), torch.tensor([1])),
+            ValueError,
+            "lengths",  # batch sizes must match: tokens and lengths are named
+        ),
+        (
+            lambda m: m(torch.randint(0, 9, (B, T)), torch.rand(B, 3, 32, 32), torch.tensor([1])),
+            ValueError,
+            "tokens",
         ),
     ],
 )
-def test_bad_input_is_named(call, error, match):
-    with pytest.raises(error, match=match):
+def test_bad_input_is_named(call, error, name):
+    with raises_naming(error, name):
         call(MultiModalModel(vocab_size=10_000))
 
 
 def test_bad_sizes_and_fusion_input():
-    with pytest.raises(TypeError, match="vocab_size must be an int"):
+    with raises_naming(TypeError, "vocab_size"):
         TextModule(vocab_size=10.5)
-    with pytest.raises(ValueError, match="num_classes must be >= 1"):
+    with raises_naming(ValueError, "hidden_dim"):
+        TextModule(hidden_dim=0)
+    with raises_naming(ValueError, "num_classes"):
         MultiModalModel(num_classes=0)
-    with pytest.raises(ValueError, match=r"text must have shape \(\*, 512\)"):
+    with raises_naming(ValueError, "text"):
         FusionModule()(torch.rand(2, 256), torch.rand(2, 512))
-    with pytest.raises(ValueError, match="image_size must be >= 1"):
+    with raises_naming(ValueError, "image_size"):
         ImageModule(image_size=0)
+    with raises_naming(ValueError, "out_dim"):
+        ImageModule(out_dim=0)
+
+
+def test_the_checked_embedding_keeps_the_padding_row():
+    torch.manual_seed(0)
+    text = TextModule(vocab_size=50, embed_dim=8, hidden_dim=16)
+    assert text.embedding.padding_idx == 0 and not text.embedding.weight[0].any()
+    assert isinstance(text.embedding, torch.nn.Embedding)
 
 
 def test_features_are_what_the_head_reads(inputs):
@@ -144,5 +155,5 @@ def test_features_are_what_the_head_reads(inputs):
 
 def test_features_check_their_inputs(inputs):
     text, image = inputs[:2]
-    with pytest.raises(ValueError, match="text"):
+    with raises_naming(ValueError, "text"):
         MultiModalModel().features(text[0], image)

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from mmlib.maths.autograd import Tensor, cat, cross_entropy, numerical_grad
-from mmlib.maths.layers import MLP, Linear, sgd_step
+from mmlib.maths.layers import MLP
+from tests.bad_input import raises_naming
 
 SEEDS = [0, 1, 2]
 TOL = dict(rtol=1e-9, atol=1e-9)
@@ -146,41 +147,6 @@ def fusion_problem(seed, batch=6, text_dim=5, image_dim=4, classes=3):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid"])
-def test_fusion_mlp_matches_torch(seed, activation):
-    text, image, targets = fusion_problem(seed)
-    model = MLP([9, 7, 3], activation=activation, seed=seed)
-    t_text, t_image = (Tensor(text), Tensor(image))
-    loss = cross_entropy(model(cat([t_text, t_image], axis=1)), targets)
-    loss.backward()
-
-    # The same computation in torch, on copies of the parameters.
-    params = [torch.tensor(p.data, requires_grad=True) for p in model.parameters()]
-    inputs = [torch.tensor(a, requires_grad=True) for a in (text, image)]
-    h = getattr(torch, activation)(torch.cat(inputs, dim=1) @ params[0] + params[1])
-    tloss = F.cross_entropy(h @ params[2] + params[3], torch.from_numpy(targets))
-    tloss.backward()
-
-    np.testing.assert_allclose(loss.item(), tloss.item(), **TOL)
-    for mine, theirs in zip(
-        [*model.parameters(), t_text, t_image], [*params, *inputs], strict=True
-    ):
-        np.testing.assert_allclose(mine.grad, theirs.grad.numpy(), **TOL)
-
-
-def test_linear_weight_is_the_transpose_of_torch_linear():
-    layer = Linear(4, 2, rng=np.random.default_rng(0))
-    torch_layer = torch.nn.Linear(4, 2).double()
-    with torch.no_grad():
-        torch_layer.weight.copy_(torch.from_numpy(layer.weight.data.T))
-        torch_layer.bias.copy_(torch.from_numpy(layer.bias.data))
-    x = np.random.default_rng(1).normal(size=(3, 4))
-    expected = torch_layer(torch.from_numpy(x)).detach().numpy()
-    np.testing.assert_allclose(layer(Tensor(x)).data, expected, **TOL)
-    assert np.abs(layer.weight.data).max() <= 0.5  # U(-1/sqrt(4), 1/sqrt(4))
-
-
-@pytest.mark.parametrize("seed", SEEDS)
 def test_gradients_match_finite_differences(seed):
     text, image, targets = fusion_problem(seed)
     model = MLP([9, 7, 3], seed=seed)
@@ -202,94 +168,35 @@ def test_numerical_grad_of_a_plain_function_and_restores_the_array():
     np.testing.assert_array_equal(x, before)
 
 
-def test_sgd_step_is_exactly_minus_lr_times_grad():
-    model = MLP([3, 4, 2], seed=0)
-    cross_entropy(model(Tensor(np.ones((2, 3)))), [0, 1]).backward()
-    before = [(p.data.copy(), p.grad.copy()) for p in model.parameters()]
-    sgd_step(model.parameters(), lr=0.3)
-    for p, (data, grad) in zip(model.parameters(), before, strict=True):
-        assert np.abs(grad).max() > 0
-        np.testing.assert_array_equal(p.data, data - 0.3 * grad)
-    model.zero_grad()
-    assert all(not p.grad.any() for p in model.parameters())
-
-
-def test_training_a_fusion_mlp_drives_the_loss_down():
-    """Labels depend on text and image features together; SGD on the rule above learns them."""
-    rng = np.random.default_rng(0)
-    text, image = rng.normal(size=(64, 6)), rng.normal(size=(64, 4))
-    targets = np.argmax(text[:, :3] + image[:, :3], axis=1)  # needs both modalities
-    model = MLP([10, 16, 3], seed=0)
-    x = cat([Tensor(text), Tensor(image)], axis=1)
-    losses = []
-    for _ in range(200):
-        model.zero_grad()
-        loss = cross_entropy(model(x), targets)
-        loss.backward()
-        sgd_step(model.parameters(), lr=0.5)
-        losses.append(loss.item())
-    assert losses[-1] < 0.25 * losses[0]
-    accuracy = (model(x).data.argmax(axis=1) == targets).mean()
-    assert accuracy > 0.9
-
-
-def test_bad_inputs_are_rejected_with_clear_messages():
+def test_bad_inputs_are_rejected_naming_the_argument():
     a, b = Tensor(np.ones((4, 3))), Tensor(np.ones((5, 2)))
-    with pytest.raises(TypeError, match="data must be a number or a numeric array"):
-        Tensor("abc")
-    with pytest.raises(TypeError, match="data must be"):
-        Tensor(np.array([True, False]))
-    with pytest.raises(TypeError, match="other must be"):
-        a + "x"
-    with pytest.raises(ValueError, match=r"self of shape \(4, 3\) and other of shape \(5, 2\)"):
-        a @ b
-    with pytest.raises(ValueError, match=r"matmul: self must be \(N, K\)"):
-        Tensor(np.ones(3)) @ Tensor(np.ones(3))
-    with pytest.raises(ValueError, match=r"add: other must broadcast.*\(4, 3\).*\(5, 2\)"):
-        a + b
-    with pytest.raises(ValueError, match=r"tensors\[1\] must match tensors\[0\] of shape \(4, 3\)"):
-        cat([a, b], axis=1)
-    with pytest.raises(TypeError, match=r"tensors\[1\] must be a Tensor"):
-        cat([a, np.ones((4, 3))])
-    with pytest.raises(TypeError, match="tensors must be a non-empty list"):
-        cat([])
-    with pytest.raises(ValueError, match="axis must be one of"):
-        cat([a, a], axis=2)
-    with pytest.raises(ValueError, match="axis must be one of"):
-        a.sum(axis=3)
-    with pytest.raises(ValueError, match=r"targets must hold class ids in \[0, 3\)"):
-        cross_entropy(a, [0, 1, 3, 2])
-    with pytest.raises(ValueError, match=r"targets must hold class ids"):
-        cross_entropy(a, [0, -1, 1, 2])
-    with pytest.raises(ValueError, match=r"targets must have shape \(4,\)"):
-        cross_entropy(a, [0, 1])
-    with pytest.raises(ValueError, match="logits must not be empty"):
-        cross_entropy(Tensor(np.ones((0, 3))), np.zeros(0, dtype=int))
-    with pytest.raises(TypeError, match="targets must be an integer array"):
-        cross_entropy(a, np.zeros(4))
-    with pytest.raises(TypeError, match="logits must be a 2-D Tensor"):
-        cross_entropy(np.ones((4, 3)), [0, 1, 2, 0])
-    with pytest.raises(ValueError, match="backward\\(\\) needs a scalar"):
-        a.backward()
-    with pytest.raises(ValueError, match="item\\(\\) needs a one-element"):
-        a.item()
-    with pytest.raises(ValueError, match="lr must be in"):
-        sgd_step([a], lr=-1.0)
-    with pytest.raises(TypeError, match="lr must be a number"):
-        sgd_step([a], lr="0.1")
-    with pytest.raises(TypeError, match="params must be an iterable of Tensor"):
-        sgd_step([np.ones(3)], lr=0.1)
-    with pytest.raises(TypeError, match="array must be a float64 numpy array"):
-        numerical_grad(lambda x: 0.0, np.ones(3, dtype=np.float32))
-    with pytest.raises(TypeError, match="f must be callable"):
-        numerical_grad(3, np.ones(3))
-    with pytest.raises(TypeError, match="sizes must be a list"):
-        MLP([3])
-    with pytest.raises(ValueError, match="activation must be one of"):
-        MLP([3, 2], activation="gelu")
-    with pytest.raises(ValueError, match="in_features must be >= 1"):
-        MLP([0, 2])
-    with pytest.raises(TypeError, match="x must be a 2-D Tensor"):
-        MLP([3, 2])(np.ones((2, 3)))
-    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
-        Linear(3, 2, rng=0)
+    cases = [
+        (TypeError, "data", lambda: Tensor("abc")),
+        (TypeError, "data", lambda: Tensor(np.array([True, False]))),
+        (TypeError, "other", lambda: a + "x"),
+        (ValueError, "other", lambda: a @ b),
+        (ValueError, "self", lambda: Tensor(np.ones(3)) @ Tensor(np.ones(3))),
+        (ValueError, "other", lambda: a + b),
+        (ValueError, "other", lambda: a - b),
+        (ValueError, "other", lambda: a * b),
+        (ValueError, "tensors", lambda: cat([a, b], axis=1)),
+        (ValueError, "tensors", lambda: cat([a, Tensor(np.ones(4))], axis=0)),
+        (TypeError, "tensors", lambda: cat([a, np.ones((4, 3))])),
+        (TypeError, "tensors", lambda: cat([])),
+        (ValueError, "axis", lambda: cat([a, a], axis=2)),
+        (ValueError, "axis", lambda: a.sum(axis=3)),
+        (ValueError, "targets", lambda: cross_entropy(a, [0, 1, 3, 2])),
+        (ValueError, "targets", lambda: cross_entropy(a, [0, -1, 1, 2])),
+        (ValueError, "targets", lambda: cross_entropy(a, [0, 1])),
+        (ValueError, "logits", lambda: cross_entropy(Tensor(np.ones((0, 3))), np.zeros(0, int))),
+        (TypeError, "targets", lambda: cross_entropy(a, np.zeros(4))),
+        (TypeError, "logits", lambda: cross_entropy(np.ones((4, 3)), [0, 1, 2, 0])),
+        (ValueError, "backward", lambda: a.backward()),
+        (ValueError, "item", lambda: a.item()),
+        (TypeError, "array", lambda: numerical_grad(lambda x: 0.0, np.ones(3, dtype=np.float32))),
+        (TypeError, "f", lambda: numerical_grad(3, np.ones(3))),
+        (ValueError, "eps", lambda: numerical_grad(lambda x: 0.0, np.ones(3), eps=0.0)),
+    ]
+    for error, argument, call in cases:
+        with raises_naming(error, argument):
+            call()

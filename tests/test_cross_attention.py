@@ -7,6 +7,7 @@ from mmlib.data.scenes import make_scenes
 from mmlib.data.tasks import relation_questions
 from mmlib.data.world import COLOURS, RELATIONS, SHAPES, SIZES
 from mmlib.models.cross_attention import CrossAttentionClassifier, token_mask
+from tests.bad_input import raises_naming
 from tests.conftest import VOCAB
 
 
@@ -56,15 +57,15 @@ def test_relation_questions_are_deterministic(scenes):
 
 
 def test_relation_questions_bad_input(scenes):
-    with pytest.raises(TypeError, match="scenes"):
+    with raises_naming(TypeError, "scenes"):
         relation_questions(scenes.images)
-    with pytest.raises(ValueError, match="scenes must all hold two objects"):
+    with raises_naming(ValueError, "scenes"):
         relation_questions(make_scenes(10, seed=0))
-    with pytest.raises(ValueError, match="relations"):
+    with raises_naming(ValueError, "relations"):
         relation_questions(scenes, relations=("near",))
-    with pytest.raises(TypeError, match="relations"):
+    with raises_naming(TypeError, "relations"):
         relation_questions(scenes, relations="left of")
-    with pytest.raises(ValueError, match="seed"):
+    with raises_naming(ValueError, "seed"):
         relation_questions(scenes, seed=-1)
 
 
@@ -76,12 +77,18 @@ def test_token_mask():
         [True, False, False, False],
     ]
     assert token_mask(None, 3, 2).all() and token_mask(None, 3, 2).shape == (2, 3)
-    with pytest.raises(ValueError, match="lengths"):
+    with raises_naming(ValueError, "lengths"):
         token_mask(torch.tensor([0, 2]), 4, 2)
-    with pytest.raises(ValueError, match="lengths"):
+    with raises_naming(ValueError, "lengths"):
         token_mask(torch.tensor([5, 2]), 4, 2)
-    with pytest.raises(ValueError, match="lengths"):
+    with raises_naming(ValueError, "lengths"):
         token_mask(torch.tensor([1, 2, 3]), 4, 2)
+    with raises_naming(TypeError, "lengths"):
+        token_mask(torch.tensor([1.0, 2.0]), 4, 2)
+    with raises_naming(ValueError, "num_tokens"):
+        token_mask(None, 0, 2)
+    with raises_naming(TypeError, "batch"):
+        token_mask(None, 4, 2.0)
 
 
 def test_shapes_and_attention_rows_sum_to_one(batch):
@@ -135,19 +142,32 @@ def test_gradients_reach_both_encoders(batch):
 def test_bad_input(batch):
     images, tokens, lengths = batch
     model = small()
-    with pytest.raises(ValueError, match="images"):
+    with raises_naming(ValueError, "images"):
         model(images[:, :1], tokens, lengths)
-    with pytest.raises(TypeError, match="tokens"):
+    with raises_naming(TypeError, "tokens"):
         model(images, tokens.float(), lengths)
-    with pytest.raises(ValueError, match="tokens"):
+    with raises_naming(ValueError, "tokens"):
         model(images, tokens + VOCAB, lengths)
-    with pytest.raises(ValueError, match="batch sizes"):
+    with raises_naming(ValueError, "tokens"):
+        model.attention_weights(images, tokens - VOCAB, lengths)
+    with raises_naming(ValueError, "tokens"):
+        model(images, tokens[0], lengths)
+    with raises_naming(TypeError, "images"):
+        model(None, tokens, lengths)
+    with raises_naming(ValueError, "lengths"):
+        model(images, tokens, lengths * 0)
+    with raises_naming(ValueError, "tokens"):
         model(images[:4], tokens, lengths)
-    with pytest.raises(ValueError, match="lengths"):
+    with raises_naming(ValueError, "lengths"):
         model(images, tokens, lengths[:4])
-    with pytest.raises(ValueError, match="dim"):
+    with raises_naming(ValueError, "dim"):
         CrossAttentionClassifier(VOCAB, dim=10, heads=4)
-    with pytest.raises(TypeError, match="width"):
+    with raises_naming(TypeError, "width"):
         CrossAttentionClassifier(VOCAB, width=2.0)
-    with pytest.raises(ValueError, match="num_classes"):
+    with raises_naming(ValueError, "num_classes"):
         CrossAttentionClassifier(VOCAB, num_classes=1)
+    with raises_naming(ValueError, "vocab_size"):
+        CrossAttentionClassifier(1)
+    for name in ("heads", "hidden"):
+        with raises_naming(ValueError, name):
+            CrossAttentionClassifier(VOCAB, **{name: 0})

@@ -19,6 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from mmlib.training import ddp
 from mmlib.training.loop import train
+from tests.bad_input import raises_naming
 from tests.ddp_worker import GLOBAL_BATCH, LR, STEPS, loss_fn, make_problem
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,32 +115,38 @@ def test_ddp_requested_reads_the_environment(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     assert ddp.ddp_requested(None) is False and ddp.ddp_requested(False) is False
     assert ddp.is_main_process()
-    with pytest.raises(ValueError, match="ddp=True needs a torch.distributed process group"):
+    with raises_naming(ValueError, "ddp"):
         ddp.ddp_requested(True)
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert ddp.ddp_requested(None) is False and ddp.ddp_requested(True) is True
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert ddp.ddp_requested(None) is True and ddp.ddp_requested(False) is False
     monkeypatch.setenv("WORLD_SIZE", "two")
-    with pytest.raises(ValueError, match="WORLD_SIZE must be an integer, got 'two'"):
+    with raises_naming(ValueError, "WORLD_SIZE"):
         ddp.ddp_requested(None)
-    with pytest.raises(TypeError, match="ddp must be True, False or None"):
+    with raises_naming(TypeError, "ddp"):
         ddp.ddp_requested(1)
 
 
 def test_start_distributed_rejects_devices_it_cannot_use(monkeypatch):
-    with pytest.raises(ValueError, match="device must be a CPU or CUDA device for ddp"):
+    with raises_naming(ValueError, "device"):
         ddp.start_distributed(torch.device("meta"))
     monkeypatch.setenv("LOCAL_RANK", "7")
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    with pytest.raises(ValueError, match="LOCAL_RANK must be < the number of GPUs"):
+    with raises_naming(ValueError, "LOCAL_RANK"):
         ddp.start_distributed(torch.device("cuda"))
 
 
 def test_run_torchrun_checks_its_arguments():
-    with pytest.raises(TypeError, match="module must be a module name"):
+    with raises_naming(TypeError, "module"):
         ddp.run_torchrun("")
-    with pytest.raises(ValueError, match="nproc must be >= 1"):
+    with raises_naming(TypeError, "module"):
+        ddp.run_torchrun(3)
+    with raises_naming(TypeError, "options"):
+        ddp.run_torchrun("mmlib.training.two_process_run", options="--log-dir=logs")
+    with raises_naming(TypeError, "nproc"):
+        ddp.run_torchrun("mmlib.training.two_process_run", nproc="2")
+    with raises_naming(ValueError, "nproc"):
         ddp.run_torchrun("mmlib.training.two_process_run", nproc=0)
 
 

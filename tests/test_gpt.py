@@ -1,9 +1,9 @@
 """The tiny GPT: shapes, causality, prefix conditioning, sampling, bad input."""
 
-import pytest
 import torch
 
 from mmlib.models.gpt import GPT, GPTConfig
+from tests.bad_input import raises_naming
 
 
 def tiny(prefix_dim=None, **kw):
@@ -78,26 +78,44 @@ def test_init_std_sets_the_spread_of_the_initial_weights():
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match=r"init_std must be in \[1e-06, None\], got 0"):
+    with raises_naming(ValueError, "init_std"):
         GPTConfig(vocab_size=5, block_size=4, init_std=0)
-    with pytest.raises(ValueError, match="n_embd must be divisible by n_head"):
+    with raises_naming(ValueError, "n_embd"):
         GPTConfig(vocab_size=5, block_size=4, n_head=3, n_embd=16)
-    with pytest.raises(TypeError, match="config must be a GPTConfig"):
+    with raises_naming(TypeError, "config"):
         GPT({"vocab_size": 5})
     model = tiny()
-    with pytest.raises(ValueError, match=r"idx must hold token ids in \[0, 11\)"):
-        model(torch.tensor([[11]]))
-    with pytest.raises(ValueError, match="idx is too long"):
+    for bad in (11, -1):  # no scan per step: the embedding's IndexError, named
+        with raises_naming(ValueError, "idx"):
+            model(torch.tensor([[0, bad]]))
+    with raises_naming(TypeError, "idx"):
+        model(torch.zeros(1, 2))
+    with raises_naming(ValueError, "idx"):
+        model(torch.zeros(2, dtype=torch.long))
+    with raises_naming(ValueError, "idx"):  # too long
         model(torch.zeros(1, 13, dtype=torch.long))
-    with pytest.raises(ValueError, match="prefix must be None"):
+    with raises_naming(ValueError, "idx"):  # too long with the prefix
+        tiny(prefix_dim=5)(torch.zeros(1, 10, dtype=torch.long), torch.zeros(1, 3, 5))
+    with raises_naming(ValueError, "prefix"):  # must be None
         model(torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, 1, 5))
-    with pytest.raises(ValueError, match="prefix must be given"):
+    with raises_naming(ValueError, "prefix"):  # must be given
         tiny(prefix_dim=5)(torch.zeros(1, 2, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"prefix must have shape \(\*, \*, 5\)"):
+    with raises_naming(ValueError, "prefix"):
         tiny(prefix_dim=5)(torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, 1, 4))
-    with pytest.raises(ValueError, match=r"targets must have shape"):
+    for name in ("idx", "prefix"):  # batch sizes differ: both are named
+        with raises_naming(ValueError, name):
+            tiny(prefix_dim=5)(torch.zeros(1, 2, dtype=torch.long), torch.zeros(2, 1, 5))
+    with raises_naming(ValueError, "targets"):
         model(torch.zeros(1, 2, dtype=torch.long), targets=torch.zeros(1, 3, dtype=torch.long))
-    with pytest.raises(ValueError, match="max_new_tokens must be >= 1"):
+    with raises_naming(ValueError, "max_new_tokens"):
         model.generate(torch.zeros(1, 1, dtype=torch.long), 0)
-    with pytest.raises(ValueError, match=r"allowed must have shape \(11\)"):
+    with raises_naming(ValueError, "top_k"):
+        model.generate(torch.zeros(1, 1, dtype=torch.long), 1, top_k=0)
+    with raises_naming(ValueError, "allowed"):
         model.generate(torch.zeros(1, 1, dtype=torch.long), 1, allowed=torch.ones(3, dtype=bool))
+
+
+def test_checked_embedding_keeps_the_state_dict():
+    model = tiny()
+    assert isinstance(model.wte, torch.nn.Embedding) and model.lm_head.weight is model.wte.weight
+    assert "wte.weight" in model.state_dict()

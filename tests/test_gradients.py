@@ -11,6 +11,7 @@ from mmlib.maths.gradients import GradNormTracker, grad_norms, sgd_fit, torch_tw
 from mmlib.maths.layers import MLP
 from mmlib.training.batches import TensorBatches
 from mmlib.training.loop import train
+from tests.bad_input import raises_naming
 
 
 def two_modalities(n=200, seed=0):
@@ -47,31 +48,31 @@ def test_sgd_fit_rejects_bad_input():
     text, image, labels = two_modalities(20)
     mlp = MLP([7, 4, 2])
     good = dict(lr=0.1, steps=1)
-    with pytest.raises(TypeError, match="mlp"):
+    with raises_naming(TypeError, "mlp"):
         sgd_fit("mlp", [text, image], labels, **good)
-    with pytest.raises(TypeError, match="features"):
+    with raises_naming(TypeError, "features"):
         sgd_fit(mlp, text, labels, **good)
-    with pytest.raises(TypeError, match="features"):
+    with raises_naming(TypeError, "features"):
         sgd_fit(mlp, [], labels, **good)
-    with pytest.raises(TypeError, match=r"features\[1\]"):
+    with raises_naming(TypeError, "features"):
         sgd_fit(mlp, [text, image.astype(np.int64)], labels, **good)
-    with pytest.raises(TypeError, match=r"features\[0\]"):
+    with raises_naming(TypeError, "features"):
         sgd_fit(mlp, [text[:, 0], image], labels, **good)
-    with pytest.raises(ValueError, match="features"):
+    with raises_naming(ValueError, "features"):
         sgd_fit(mlp, [text, image[:10]], labels, **good)
-    with pytest.raises(ValueError, match="mlp must take 7 inputs"):
+    with raises_naming(ValueError, "mlp"):
         sgd_fit(MLP([6, 4, 2]), [text, image], labels, **good)
-    with pytest.raises(TypeError, match="targets"):
+    with raises_naming(TypeError, "targets"):
         sgd_fit(mlp, [text, image], labels.astype(float), **good)
-    with pytest.raises(ValueError, match="targets"):
+    with raises_naming(ValueError, "targets"):
         sgd_fit(mlp, [text, image], labels[:5], **good)
-    with pytest.raises(ValueError, match="lr"):
+    with raises_naming(ValueError, "lr"):
         sgd_fit(mlp, [text, image], labels, lr=-1.0, steps=1)
-    with pytest.raises(ValueError, match="steps"):
+    with raises_naming(ValueError, "steps"):
         sgd_fit(mlp, [text, image], labels, lr=0.1, steps=0)
-    with pytest.raises(TypeError, match="batch_size"):
+    with raises_naming(TypeError, "batch_size"):
         sgd_fit(mlp, [text, image], labels, lr=0.1, steps=1, batch_size=2.0)
-    with pytest.raises(ValueError, match="seed"):
+    with raises_naming(ValueError, "seed"):
         sgd_fit(mlp, [text, image], labels, lr=0.1, steps=1, seed=-1)
 
 
@@ -103,11 +104,11 @@ def test_torch_twin_is_a_copy_with_the_asked_dtype():
 
 
 def test_torch_twin_rejects_bad_input():
-    with pytest.raises(TypeError, match="mlp"):
+    with raises_naming(TypeError, "mlp"):
         torch_twin(nn.Linear(3, 2))
-    with pytest.raises(TypeError, match="dtype"):
+    with raises_naming(TypeError, "dtype"):
         torch_twin(MLP([3, 2]), dtype=torch.int64)
-    with pytest.raises(TypeError, match="dtype"):
+    with raises_naming(TypeError, "dtype"):
         torch_twin(MLP([3, 2]), dtype="float32")
 
 
@@ -121,17 +122,17 @@ def test_grad_norms_of_modules_and_lists():
 
 
 def test_grad_norms_rejects_bad_groups():
-    with pytest.raises(TypeError, match="groups"):
+    with raises_naming(TypeError, "groups"):
         grad_norms([nn.Linear(2, 2)])
-    with pytest.raises(TypeError, match="groups"):
+    with raises_naming(TypeError, "groups"):
         grad_norms({})
-    with pytest.raises(TypeError, match="groups"):
+    with raises_naming(TypeError, "groups"):
         grad_norms({1: nn.Linear(2, 2)})
-    with pytest.raises(TypeError, match=r"groups\['x'\]"):
+    with raises_naming(TypeError, "groups"):
         grad_norms({"x": "not parameters"})
-    with pytest.raises(TypeError, match=r"groups\['x'\]"):
+    with raises_naming(TypeError, "groups"):
         grad_norms({"x": [1.0, 2.0]})
-    with pytest.raises(ValueError, match=r"groups\['x'\]"):
+    with raises_naming(ValueError, "groups"):
         grad_norms({"x": nn.ReLU()})
 
 
@@ -176,9 +177,9 @@ def test_tracker_works_with_train():
 def test_tracker_rejects_bad_input():
     model = nn.Linear(2, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    with pytest.raises(TypeError, match="optimizer"):
+    with raises_naming(TypeError, "optimizer"):
         GradNormTracker("sgd", {"m": model})
-    with pytest.raises(TypeError, match="groups"):
+    with raises_naming(TypeError, "groups"):
         GradNormTracker(optimizer, model)
-    with pytest.raises(ValueError, match=r"groups\['other'\]"):
+    with raises_naming(ValueError, "groups"):
         GradNormTracker(optimizer, {"m": model, "other": nn.Linear(2, 2)})

@@ -8,6 +8,7 @@ from mmlib.data.scenes import centre_objects, make_scenes
 from mmlib.models.judge import AttributeJudge, attribute_accuracy, object_colour
 from mmlib.training.batches import TensorBatches
 from mmlib.training.loop import train
+from tests.bad_input import raises_naming
 
 
 def test_shapes():
@@ -74,7 +75,7 @@ def test_object_colour_reads_the_object_not_the_background():
 
 def test_the_judge_abstains_on_colours_no_real_scene_has():
     judge = _trained_judge()
-    with pytest.raises(RuntimeError, match="calibrate"):
+    with pytest.raises(RuntimeError, match="calibrate"):  # a state, not an argument
         judge.abstains(torch.rand(2, 3, 16, 16))
     fresh = centre_objects(make_scenes(600, seed=8, num_objects=1))
     threshold = judge.calibrate(fresh.images, keep=0.99)
@@ -92,48 +93,60 @@ def test_bad_input_to_the_abstain_rule():
     judge = AttributeJudge()
     images = torch.rand(4, 3, 16, 16)
     for keep in (0, 0.0, 1.5, -0.1):
-        with pytest.raises(ValueError, match="keep"):
+        with raises_naming(ValueError, "keep"):
             judge.calibrate(images, keep=keep)
-    with pytest.raises(TypeError, match="keep"):
+    with raises_naming(TypeError, "keep"):
         judge.calibrate(images, keep="all")
-    with pytest.raises(ValueError, match="images"):
+    with raises_naming(ValueError, "images"):
         judge.calibrate(torch.zeros(2, 3, 16, 16))  # reads at most one colour: not every colour
-    with pytest.raises(ValueError, match="colour"):
+    with raises_naming(ValueError, "attributes"):  # without colour: nothing to calibrate
         AttributeJudge(("shape", "size")).calibrate(images)
-    with pytest.raises(RuntimeError, match="calibrate"):
+    with pytest.raises(RuntimeError, match="calibrate"):  # a state, not an argument
         judge.colour_distance(images)
-    with pytest.raises(ValueError, match="core"):
+    with raises_naming(ValueError, "core"):
         object_colour(images, core=0.0)
-    with pytest.raises(TypeError, match="images"):
+    with raises_naming(TypeError, "core"):
+        object_colour(images, core="all")
+    with raises_naming(ValueError, "images"):  # evaluation, once: NaN is looked for
+        object_colour(torch.full((1, 3, 8, 8), float("nan")))
+    with raises_naming(TypeError, "images"):
         object_colour([[0.0]])
 
 
 def test_bad_input():
-    with pytest.raises(TypeError, match="attributes"):
+    with raises_naming(TypeError, "attributes"):
         AttributeJudge("shape")
-    with pytest.raises(ValueError, match="attributes"):
+    with raises_naming(ValueError, "attributes"):
         AttributeJudge(("shape", "texture"))
-    with pytest.raises(ValueError, match="attributes"):
+    with raises_naming(ValueError, "attributes"):
         AttributeJudge(("shape", "shape"))
-    with pytest.raises(ValueError, match="image_size"):
+    with raises_naming(ValueError, "image_size"):
         AttributeJudge(image_size=18)
-    with pytest.raises(TypeError, match="width"):
+    with raises_naming(TypeError, "width"):
         AttributeJudge(width=1.5)
     judge = AttributeJudge()
-    with pytest.raises(ValueError, match="images"):
+    with raises_naming(ValueError, "images"):
         judge(torch.rand(2, 3, 32, 32))
-    with pytest.raises(TypeError, match="images"):
+    with raises_naming(TypeError, "images"):
         judge.predict([[0.0]])
     images = torch.rand(2, 3, 16, 16)
-    with pytest.raises(ValueError, match="targets"):
-        judge.loss(images, torch.tensor([[0, 6, 0], [0, 0, 0]]))  # only 6 colours: 0..5
-    with pytest.raises(ValueError, match="targets"):
+    # no scan per step: cross_entropy's IndexError, named
+    for bad in ([[0, 6, 0], [0, 0, 0]], [[0, 0, 0], [-1, 0, 0]]):  # only 6 colours: 0..5
+        with raises_naming(ValueError, "targets"):
+            judge.loss(images, torch.tensor(bad))
+    with raises_naming(ValueError, "targets"):
         judge.loss(images, torch.zeros(2, 2, dtype=torch.long))
-    with pytest.raises(TypeError, match="targets"):
+    with raises_naming(TypeError, "targets"):
         judge.loss(images, torch.zeros(2, 3))
-    with pytest.raises(ValueError, match="batch"):
+    with raises_naming(ValueError, "targets"):  # batch sizes differ
         judge.loss(images, torch.zeros(3, 3, dtype=torch.long))
-    with pytest.raises(ValueError, match="predicted"):
+    with raises_naming(TypeError, "images"):
+        judge.loss([[0.0]], torch.zeros(1, 3, dtype=torch.long))
+    with raises_naming(TypeError, "attributes"):
+        AttributeJudge(())
+    with raises_naming(ValueError, "predicted"):
         attribute_accuracy(torch.zeros(2, 3, dtype=torch.long), torch.zeros(3, 3, dtype=torch.long))
-    with pytest.raises(ValueError, match="predicted"):
+    with raises_naming(ValueError, "predicted"):
         attribute_accuracy(torch.full((2, 3), -1), torch.zeros(2, 3, dtype=torch.long))
+    with raises_naming(ValueError, "targets"):
+        attribute_accuracy(torch.zeros(2, 3, dtype=torch.long), torch.tensor([[0, 6, 0]] * 2))

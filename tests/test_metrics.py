@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from mmlib.evaluation.metrics import accuracy, recall_at_k
+from tests.bad_input import raises_naming
 
 
 def test_accuracy_from_logits_and_from_predictions():
@@ -15,44 +16,45 @@ def test_accuracy_from_logits_and_from_predictions():
 
 
 @pytest.mark.parametrize(
-    "preds, targets, error, match",
+    "preds, targets, error, argument",
     [
-        (torch.zeros(3, 2), [0, 1, 0], TypeError, "targets must be a torch.Tensor"),
-        (torch.zeros(3, 2), torch.zeros(3), TypeError, "targets must be an integer tensor"),
-        (torch.zeros(3, 2), torch.zeros(3, 1, dtype=torch.long), ValueError, "targets must have 1"),
-        (torch.zeros(3, 2), torch.tensor([0, 2, 1]), ValueError, r"class indices in \[0, 2\)"),
-        (torch.zeros(3, 2), torch.tensor([0, -1, 1]), ValueError, r"class indices in \[0, 2\)"),
+        (torch.zeros(3, 2), [0, 1, 0], TypeError, "targets"),
+        (torch.zeros(3, 2), torch.zeros(3), TypeError, "targets"),
+        (torch.zeros(3, 2), torch.zeros(3, 1, dtype=torch.long), ValueError, "targets"),
+        (torch.zeros(3, 2), torch.tensor([0, 2, 1]), ValueError, "targets"),
+        (torch.zeros(3, 2), torch.tensor([0, -1, 1]), ValueError, "targets"),
         (
             torch.zeros(3, 2, dtype=torch.long),
             torch.zeros(3, dtype=torch.long),
             TypeError,
-            "logits_or_preds must be a floating-point",
+            "logits_or_preds",
         ),
         (
             torch.full((3, 2), float("nan")),
             torch.zeros(3, dtype=torch.long),
             ValueError,
-            "logits_or_preds must hold only finite",
+            "logits_or_preds",
         ),
         (
             torch.zeros(3),
             torch.zeros(3, dtype=torch.long),
             TypeError,
-            "logits_or_preds must be an integer tensor",
+            "logits_or_preds",
         ),
         (
             torch.zeros(3, 2, 1),
             torch.zeros(3, dtype=torch.long),
             ValueError,
-            r"logits_or_preds must be \(N, C\) float logits or \(N,\) integer",
+            "logits_or_preds",
         ),
-        (torch.zeros(4, 2), torch.zeros(3, dtype=torch.long), ValueError, "the same N"),
-        ("logits", torch.zeros(3, dtype=torch.long), TypeError, "logits_or_preds must be a torch"),
-        (torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), ValueError, "must not be empty"),
+        (torch.zeros(4, 2), torch.zeros(3, dtype=torch.long), ValueError, "logits_or_preds"),
+        ("logits", torch.zeros(3, dtype=torch.long), TypeError, "logits_or_preds"),
+        (torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), ValueError, "targets"),
+        (torch.zeros(0, 2), torch.zeros(3, dtype=torch.long), ValueError, "logits_or_preds"),
     ],
 )
-def test_accuracy_rejects_bad_input(preds, targets, error, match):
-    with pytest.raises(error, match=match):
+def test_accuracy_rejects_bad_input(preds, targets, error, argument):
+    with raises_naming(error, argument):
         accuracy(preds, targets)
 
 
@@ -77,42 +79,43 @@ def test_recall_at_k_with_indices_and_with_a_mask():
 
 
 @pytest.mark.parametrize(
-    "similarity, targets, k, error, match",
+    "similarity, targets, k, error, argument",
     [
-        (torch.zeros(2, 3), torch.tensor([0, 1]), 0, ValueError, "k must be >= 1"),
-        (torch.zeros(2, 3), torch.tensor([0, 1]), 4, ValueError, "k must be <= the gallery size"),
-        (torch.zeros(2, 3), torch.tensor([0, 1]), 1.0, TypeError, "k must be an int"),
-        (torch.zeros(3), torch.tensor([0, 1]), 1, ValueError, "similarity must have 2 dim"),
+        (torch.zeros(2, 3), torch.tensor([0, 1]), 0, ValueError, "k"),
+        (torch.zeros(2, 3), torch.tensor([0, 1]), 4, ValueError, "k"),
+        (torch.zeros(2, 3), torch.tensor([0, 1]), 1.0, TypeError, "k"),
+        (torch.zeros(3), torch.tensor([0, 1]), 1, ValueError, "similarity"),
         (
             torch.zeros(2, 3, dtype=torch.long),
             torch.tensor([0, 1]),
             1,
             TypeError,
-            "similarity must be a floating-point",
+            "similarity",
         ),
-        (torch.full((2, 3), float("inf")), torch.tensor([0, 1]), 1, ValueError, "finite"),
-        (torch.zeros(2, 3), [0, 1], 1, TypeError, "targets must be a torch.Tensor"),
-        (torch.zeros(2, 3), torch.tensor([0, 1, 2]), 1, ValueError, r"targets must have shape"),
-        (torch.zeros(2, 3), torch.tensor([0.0, 1.0]), 1, TypeError, "targets must be an integer"),
-        (torch.zeros(2, 3), torch.tensor([0, 3]), 1, ValueError, r"gallery indices in \[0, 3\)"),
-        (torch.zeros(2, 3), torch.ones(2, 2, dtype=torch.bool), 1, ValueError, "targets must"),
-        (torch.zeros(2, 3), torch.ones(2, 3), 1, TypeError, "targets must have dtype torch.bool"),
+        (torch.full((2, 3), float("inf")), torch.tensor([0, 1]), 1, ValueError, "similarity"),
+        (torch.zeros(2, 3), [0, 1], 1, TypeError, "targets"),
+        (torch.zeros(2, 3), torch.tensor([0, 1, 2]), 1, ValueError, "targets"),
+        (torch.zeros(2, 3), torch.tensor([0.0, 1.0]), 1, TypeError, "targets"),
+        (torch.zeros(2, 3), torch.tensor([0, 3]), 1, ValueError, "targets"),
+        (torch.zeros(2, 3), torch.tensor([0, -1]), 1, ValueError, "targets"),
+        (torch.zeros(2, 3), torch.ones(2, 2, dtype=torch.bool), 1, ValueError, "targets"),
+        (torch.zeros(2, 3), torch.ones(2, 3), 1, TypeError, "targets"),
         (
             torch.zeros(2, 3),
             torch.tensor([[True, False, False], [False] * 3]),
             1,
             ValueError,
-            r"at least one match per query, got none for 1 queries \(first: row 1\)",
+            "targets",
         ),
         (
             torch.zeros(2, 3),
             torch.zeros(2, 3, 1, dtype=torch.bool),
             1,
             ValueError,
-            r"targets must be \(Q,\) integer indices or a \(Q, G\) bool mask",
+            "targets",
         ),
     ],
 )
-def test_recall_at_k_rejects_bad_input(similarity, targets, k, error, match):
-    with pytest.raises(error, match=match):
+def test_recall_at_k_rejects_bad_input(similarity, targets, k, error, argument):
+    with raises_naming(error, argument):
         recall_at_k(similarity, targets, k)

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from mmlib.modes import evaluating
+from tests.bad_input import raises_naming
 
 
 def model():
@@ -30,5 +31,5 @@ def test_the_mode_is_restored_when_the_block_fails():
 
 
 def test_a_non_module_is_named():
-    with pytest.raises(TypeError, match="model must be a torch.nn.Module"), evaluating("net"):
+    with raises_naming(TypeError, "model"), evaluating("net"):
         pass

@@ -6,6 +6,7 @@ import torch
 from mmlib.data.clips import DIRECTIONS, Clips, make_clips
 from mmlib.data.world import COLOURS, SHAPES, SIZES, Combinations
 from mmlib.models.motion import VideoClassifier
+from tests.bad_input import raises_naming
 
 _MOVES = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}  # (dx, dy) per step
 
@@ -86,7 +87,7 @@ def test_indexing(clips):
         torch.equal(part.videos, clips.videos[[3, 1]]) and part.captions == clips.captions[3:0:-2]
     )
     assert len(clips[5]) == 1 and len(clips[:7]) == 7 and len(clips[clips.directions == 0]) > 0
-    with pytest.raises(TypeError, match="index"):
+    with raises_naming(TypeError, "index"):
         clips["a"]
 
 
@@ -103,7 +104,7 @@ def test_indexing(clips):
     ],
 )
 def test_make_clips_rejects_bad_input(kwargs, error, name):
-    with pytest.raises(error, match=name):
+    with raises_naming(error, name):
         make_clips(**({"n": 4} | kwargs))
 
 
@@ -130,16 +131,25 @@ def test_only_mean_pooling_is_blind_to_the_order_of_frames(clips):
 
 
 def test_classifier_rejects_bad_input():
-    with pytest.raises(ValueError, match="temporal"):
+    with raises_naming(ValueError, "temporal"):
         VideoClassifier(temporal="max")
-    with pytest.raises(ValueError, match="num_classes"):
+    with raises_naming(ValueError, "num_classes"):
         VideoClassifier(num_classes=1)
+    with raises_naming(ValueError, "dim"):
+        VideoClassifier(dim=0)
+    with raises_naming(TypeError, "width"):
+        VideoClassifier(width=4.0)
     model = VideoClassifier(dim=8, width=4, temporal="difference")
-    with pytest.raises(ValueError, match="videos"):
+    with raises_naming(ValueError, "videos"):
         model(torch.rand(2, 3, 32, 32))
-    with pytest.raises(ValueError, match="videos"):
+    with raises_naming(ValueError, "videos"):
         model(torch.rand(2, 4, 1, 32, 32))
-    with pytest.raises(TypeError, match="videos"):
+    with raises_naming(TypeError, "videos"):
         model(torch.zeros(2, 4, 3, 32, 32, dtype=torch.long))
-    with pytest.raises(ValueError, match="at least 2 frames"):
-        model(torch.rand(2, 1, 3, 32, 32))
+    with raises_naming(ValueError, "videos"):
+        model(torch.rand(2, 1, 3, 32, 32))  # differences need two frames
+    with raises_naming(TypeError, "videos"):
+        model(None)
+    assert (
+        VideoClassifier(dim=8, width=4, temporal="mean")(torch.rand(2, 1, 3, 32, 32)).shape[0] == 2
+    )

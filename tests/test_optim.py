@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from mmlib.training.optim import SGD, AdamW
+from mmlib.training.optim import SGD, AdamW, default_optimizer
+from tests.bad_input import raises_naming
 
 
 def _fit(make_optimizer, steps: int = 40, schedule: bool = True) -> list[torch.Tensor]:
@@ -125,7 +126,11 @@ def test_zero_grad_and_parameter_groups():
         (lambda p: AdamW(p, lr="fast"), TypeError, "lr"),
         (lambda p: AdamW(p, betas=(0.9, 1.0)), ValueError, "betas"),
         (lambda p: AdamW(p, betas=0.9), TypeError, "betas"),
+        (lambda p: AdamW(p, betas=("a", 0.9)), TypeError, "betas"),
+        (lambda p: AdamW(p, eps=-1e-8), ValueError, "eps"),
+        (lambda p: AdamW(p, weight_decay=-0.1), ValueError, "weight_decay"),
         (lambda p: AdamW(p, fused="yes"), TypeError, "fused"),
+        (lambda p: SGD(p, lr=-0.1), ValueError, "lr"),
         (lambda p: SGD(p, lr=0.1, momentum=1.5), ValueError, "momentum"),
         (lambda p: SGD(p, lr=0.1, weight_decay=-1), ValueError, "weight_decay"),
         (lambda p: SGD([torch.ones(2, dtype=torch.long)], lr=0.1), TypeError, "params"),
@@ -134,5 +139,57 @@ def test_zero_grad_and_parameter_groups():
 )
 def test_bad_arguments_are_named(make, error, name):
     params = list(nn.Linear(2, 2).parameters())
-    with pytest.raises(error, match=name):
+    with raises_naming(error, name):
         make(params)
+
+
+# ------------------------------------------------------------------------- default_optimizer
+def make_model(dropout=0.1):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, 2))
+
+
+def make_data():
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(96, 6, generator=gen)
+    return x, (x[:, 0] + x[:, 1] > 0).long()
+
+
+def test_default_optimizer_is_fused_adamw_and_matches_the_plain_one():
+    torch.manual_seed(0)
+    model = make_model(dropout=0.0)
+    twin, start = copy.deepcopy(model), copy.deepcopy(model)
+    fused = default_optimizer(model, lr=0.05, weight_decay=0.1)
+    plain = torch.optim.AdamW(twin.parameters(), lr=0.05, weight_decay=0.1, foreach=False)
+    assert isinstance(fused, AdamW) and fused.defaults["fused"] is True
+    assert plain.defaults["fused"] is not True
+    x, y = make_data()
+    for net, opt in ((model, fused), (twin, plain)):
+        for _ in range(5):
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+    for a, b, a0 in zip(model.parameters(), twin.parameters(), start.parameters(), strict=True):
+        assert not torch.allclose(a, a0)  # five steps moved every tensor
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_default_optimizer_falls_back_to_plain_adamw_off_cpu_and_cuda():
+    model = make_model().to("meta")
+    assert default_optimizer(model).defaults["fused"] is False
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"model": "a model"}, TypeError, "model"),
+        ({"model": torch.nn.ReLU()}, ValueError, "model"),
+        ({"lr": 0.0}, ValueError, "lr"),
+        ({"lr": "fast"}, TypeError, "lr"),
+        ({"weight_decay": -0.1}, ValueError, "weight_decay"),
+    ],
+)
+def test_default_optimizer_rejects_bad_input(kwargs, error, name):
+    kwargs = {"model": make_model(), **kwargs}
+    with raises_naming(error, name):
+        default_optimizer(**kwargs)

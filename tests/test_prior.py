@@ -12,6 +12,7 @@ from mmlib.models.prior import ImagePrior, centre_pad, clip_rerank, generate_ima
 from mmlib.models.vq import VQVAE
 from mmlib.training.batches import TensorBatches
 from mmlib.training.loop import train
+from tests.bad_input import raises_naming
 
 CAPTIONS = ["a small red circle", "a large blue square", "a small green triangle"]
 
@@ -153,17 +154,17 @@ def test_generate_images_shapes_and_determinism(tokenizer):
     assert not prior.training and not vqvae.training
     codes = prior.generate(CAPTIONS, generator=torch.Generator().manual_seed(3))
     assert codes.shape == (3, 4, 4)
-    with pytest.raises(ValueError, match="vqvae"):
+    with raises_naming(ValueError, "vqvae"):
         generate_images(prior, VQVAE(num_codes=8), CAPTIONS)
-    with pytest.raises(TypeError, match="prior"):
+    with raises_naming(TypeError, "prior"):
         generate_images(vqvae, vqvae, CAPTIONS)
-    with pytest.raises(TypeError, match="vqvae"):
+    with raises_naming(TypeError, "vqvae"):
         generate_images(prior, prior, CAPTIONS)
-    with pytest.raises(ValueError, match="samples_per_caption"):
+    with raises_naming(ValueError, "samples_per_caption"):
         generate_images(prior, vqvae, CAPTIONS, samples_per_caption=0)
-    with pytest.raises(ValueError, match="temperature"):
+    with raises_naming(ValueError, "temperature"):
         generate_images(prior, vqvae, CAPTIONS, temperature=0.0)
-    with pytest.raises(ValueError, match="top_k"):
+    with raises_naming(ValueError, "top_k"):
         generate_images(prior, vqvae, CAPTIONS, top_k=0)
 
 
@@ -182,48 +183,66 @@ def test_clip_rerank_picks_the_highest_cosine(tokenizer):
     assert torch.equal(best, scores.argmax(1))
     flipped, _ = clip_rerank(dual, tokenizer, CAPTIONS, images.flip(1))
     assert torch.equal(flipped, 4 - best)  # it follows the images, not their order
-    with pytest.raises(TypeError, match="dual_encoder"):
+    with raises_naming(TypeError, "dual_encoder"):
         clip_rerank(tokenizer, tokenizer, CAPTIONS, images)
-    with pytest.raises(ValueError, match="tokenizer"):
+    with raises_naming(ValueError, "tokenizer"):
         clip_rerank(dual, Tokenizer.from_texts(["a b"]), CAPTIONS, images)
-    with pytest.raises(ValueError, match="images"):
+    with raises_naming(ValueError, "images"):
         clip_rerank(dual, tokenizer, CAPTIONS, images[:2])
-    with pytest.raises(ValueError, match="images"):
+    with raises_naming(ValueError, "images"):
         clip_rerank(dual, tokenizer, CAPTIONS, torch.rand(3, 5, 3, 15, 15))
 
 
 def test_bad_input(tokenizer):
     scenes = make_scenes(4, seed=0, num_objects=2)
-    with pytest.raises(ValueError, match="scenes"):
+    with raises_naming(ValueError, "scenes"):
         centre_objects(scenes)
-    with pytest.raises(TypeError, match="scenes"):
+    with raises_naming(TypeError, "scenes"):
         centre_objects(scenes.images)
-    with pytest.raises(ValueError, match="size"):
+    with raises_naming(ValueError, "size"):
         centre_objects(make_scenes(4, seed=0, num_objects=1), size=15)
-    with pytest.raises(ValueError, match="images"):
+    with raises_naming(ValueError, "images"):
         centre_pad(torch.rand(2, 1, 16, 16))
-    with pytest.raises(ValueError, match="size"):
+    with raises_naming(ValueError, "size"):
         centre_pad(torch.rand(2, 3, 16, 16), size=8)
-    with pytest.raises(TypeError, match="tokenizer"):
+    with raises_naming(ValueError, "size"):
+        centre_pad(torch.rand(2, 3, 16, 16), size=19)  # not centred: 3 pixels to share
+    with raises_naming(ValueError, "images"):
+        centre_pad(torch.rand(16, 16))
+    with raises_naming(TypeError, "tokenizer"):
         ImagePrior("tokenizer", 8, 2, 4)
-    with pytest.raises(ValueError, match="text_weight"):
+    with raises_naming(ValueError, "text_weight"):
         ImagePrior(tokenizer, 8, 2, 4, text_weight=2.0)
-    with pytest.raises(ValueError, match="num_codes"):
+    with raises_naming(ValueError, "num_codes"):
         ImagePrior(tokenizer, 1, 2, 4)
     prior = make_prior(tokenizer)
-    with pytest.raises(TypeError, match="captions"):
+    with raises_naming(TypeError, "captions"):
         prior.encode_captions("a small red circle")
-    with pytest.raises(ValueError, match="captions"):
+    with raises_naming(ValueError, "captions"):
         prior.encode_captions([])
-    with pytest.raises(TypeError, match="captions"):
+    with raises_naming(TypeError, "captions"):
         prior.encode_captions(["a circle", 3])
-    with pytest.raises(ValueError, match="captions"):
+    with raises_naming(ValueError, "captions"):
         prior.encode_captions(["a small red circle on the left"])
-    with pytest.raises(ValueError, match="codes"):
+    with raises_naming(ValueError, "codes"):
         prior.sequences(CAPTIONS, torch.zeros(3, 3, 3, dtype=torch.long))
-    with pytest.raises(ValueError, match="codes"):
+    with raises_naming(ValueError, "codes"):
         prior.sequences(CAPTIONS, torch.full((3, 2, 2), 8))
-    with pytest.raises(ValueError, match="sequences"):
+    with raises_naming(TypeError, "codes"):
+        prior.sequences(CAPTIONS, torch.zeros(3, 2, 2))
+    with raises_naming(ValueError, "sequences"):
         prior.loss(torch.zeros(2, 5, dtype=torch.long))
-    with pytest.raises(ValueError, match="sequences"):
+    with raises_naming(ValueError, "sequences"):
+        prior.logits(torch.zeros(2, 9, dtype=torch.long))  # longer than L + M = 8
+    with raises_naming(TypeError, "sequences"):
+        prior.logits(torch.zeros(2, 8))
+    # ids out of range: no scan per step, the embedding (or, for the last column, which is
+    # only a target, the cross-entropy) reports them, naming sequences
+    with raises_naming(ValueError, "sequences"):
         prior.logits(torch.full((2, 8), prior.vocab_size))
+    good = prior.sequences(CAPTIONS, torch.zeros(3, 2, 2, dtype=torch.long))
+    for column, bad in ((0, -1), (5, prior.vocab_size), (7, prior.vocab_size), (7, -1)):
+        seq = good.clone()
+        seq[:, column] = bad
+        with raises_naming(ValueError, "sequences"):
+            prior.loss(seq)

@@ -9,6 +9,7 @@ import pytest
 import mmlib
 from mmlib.book import results
 from mmlib.book.results import NUMBER, Band, Number, report, seed_band, show_table
+from tests.bad_input import raises_naming
 
 
 @pytest.fixture
@@ -53,11 +54,11 @@ def test_number_declares_what_a_rerun_may_print():
 
 
 def test_number_rejects_bad_input():
-    with pytest.raises(TypeError, match="value"):
+    with raises_naming(TypeError, "value"):
         Number("0.9")
-    with pytest.raises(ValueError, match="at most one"):
+    with raises_naming(ValueError, "machine"):
         Number(0.9, tol=0.1, machine=True)
-    with pytest.raises(ValueError, match="tol"):
+    with raises_naming(ValueError, "tol"):
         Number(0.9, tol=-1)
 
 
@@ -96,14 +97,14 @@ def test_report_while_measuring_bands_needs_no_band(bands_file, shown, monkeypat
     assert shown[-1][0] == "new: 0.700 (measuring the band)"
     assert mmlib.book_seed() == 3
     monkeypatch.setenv("MMBOOK_SEED", "x")
-    with pytest.raises(ValueError, match="MMBOOK_SEED"):
+    with raises_naming(ValueError, "MMBOOK_SEED"):
         mmlib.book_seed()
 
 
 def test_report_rejects_bad_input(bands_file):
-    with pytest.raises(ValueError, match="value"):
+    with raises_naming(ValueError, "value"):
         report("t.acc", float("nan"), "x")
-    with pytest.raises(TypeError, match="label"):
+    with raises_naming(TypeError, "label"):
         report("t.acc", 0.9, 3)
 
 
@@ -127,5 +128,5 @@ def test_show_table_keeps_each_numbers_tolerance(shown):
     assert len(specs) == len(NUMBER.findall(text))
     # the row label "late 2" holds a number that must match exactly
     assert specs[3:] == [None, None, pytest.approx([0.835, 1.035]), "any"]
-    with pytest.raises(TypeError, match="rows"):
+    with raises_naming(TypeError, "rows"):
         show_table({})

@@ -1,11 +1,8 @@
 """The training loop: it learns, repeats bit for bit, records history, and rejects bad input."""
 
-import copy
 import functools
 import math
-from collections import namedtuple
 
-import matplotlib
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,13 +11,9 @@ from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 import mmlib.training.loop
 from mmlib import get_device
-from mmlib.training.batches import TensorBatches, shard_batch, to_device
-from mmlib.training.history import History
+from mmlib.training.batches import TensorBatches
 from mmlib.training.loop import train
-from mmlib.training.optim import AdamW, default_optimizer
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from tests.bad_input import raises_naming
 
 N, D = 96, 6  # rows and features: small, so every test runs in well under a second
 
@@ -207,8 +200,9 @@ def test_nan_loss_names_the_step():
         return loss * float("nan") if len(calls) == 3 else loss
 
     x, y = make_data()
-    with pytest.raises(ValueError, match="loss must be finite, got nan at step 3"):
+    with raises_naming(ValueError, "loss") as info:
         train(make_model(), exploding, [(x, y)], steps=5, device="cpu", progress=False)
+    assert "got nan at step 3" in str(info.value)  # the message names the step
 
 
 def test_progress_bar_follows_progress_and_tqdm_disable(monkeypatch, capsys):
@@ -263,74 +257,74 @@ class NoLength:
 
 
 @pytest.mark.parametrize(
-    "change, error, match",
+    "change, error, name",
     [
-        ({"model": "net"}, TypeError, "model must be a torch.nn.Module"),
-        ({"loss_fn": 3}, TypeError, "loss_fn must be callable"),
-        ({"batches": iter([1])}, TypeError, "batches must be a re-iterable"),
-        ({"batches": torch.zeros(3)}, TypeError, "batches must be a re-iterable"),
-        ({"batches": 5}, TypeError, "batches must be a re-iterable"),
-        ({"batches": []}, ValueError, "batches must hold at least one batch"),
-        ({"batches": NoLength([])}, ValueError, "batches must yield at least one batch"),
-        ({"steps": None}, ValueError, "steps or epochs must be given"),
-        ({"epochs": 2}, ValueError, "steps or epochs must be given, exactly one"),
-        ({"steps": 0}, ValueError, "steps must be >= 1"),
-        ({"steps": 2.0}, TypeError, "steps must be an int"),
-        ({"steps": True}, TypeError, "steps must be an int"),
-        ({"steps": None, "epochs": -1}, ValueError, "epochs must be >= 1"),
-        ({"steps": None, "epochs": 1, "batches": NoLength([1])}, ValueError, "len()"),
-        ({"lr": 0.0}, ValueError, "lr must be a positive finite number"),
-        ({"lr": float("nan")}, ValueError, "lr must be a positive finite number"),
-        ({"lr": "0.1"}, TypeError, "lr must be a number"),
-        ({"weight_decay": -0.1}, ValueError, "weight_decay must be in"),
-        ({"grad_clip": -1.0}, ValueError, "grad_clip must be a positive finite number"),
-        ({"optimizer": "adam"}, TypeError, "optimizer must be a torch.optim.Optimizer"),
-        ({"scheduler": "linear"}, ValueError, "scheduler must be 'cosine' or None"),
-        ({"eval_fn": 1}, TypeError, "eval_fn must be callable"),
-        ({"eval_every": 5}, ValueError, "eval_every needs an eval_fn"),
-        ({"eval_every": 0, "eval_fn": dict}, ValueError, "eval_every must be >= 1"),
-        ({"progress": 1}, TypeError, "progress must be a bool"),
-        ({"desc": 3}, TypeError, "desc must be a str"),
-        ({"device": "tpu"}, ValueError, "device must be 'cuda', 'mps', 'cpu' or a torch.device"),
-        ({"device": 0}, TypeError, "device must be a torch.device"),
-        ({"seed": -1}, ValueError, "seed must be in"),
-        ({"seed": "0"}, TypeError, "seed must be an int"),
-        ({"ddp": "yes"}, TypeError, "ddp must be True, False or None"),
+        ({"model": "net"}, TypeError, "model"),
+        ({"loss_fn": 3}, TypeError, "loss_fn"),
+        ({"batches": iter([1])}, TypeError, "batches"),
+        ({"batches": torch.zeros(3)}, TypeError, "batches"),
+        ({"batches": 5}, TypeError, "batches"),
+        ({"batches": []}, ValueError, "batches"),
+        ({"batches": NoLength([])}, ValueError, "batches"),
+        ({"steps": None}, ValueError, "steps"),
+        ({"epochs": 2}, ValueError, "epochs"),
+        ({"steps": 0}, ValueError, "steps"),
+        ({"steps": 2.0}, TypeError, "steps"),
+        ({"steps": True}, TypeError, "steps"),
+        ({"steps": None, "epochs": -1}, ValueError, "epochs"),
+        ({"steps": None, "epochs": 1, "batches": NoLength([1])}, ValueError, "batches"),
+        ({"lr": 0.0}, ValueError, "lr"),
+        ({"lr": float("nan")}, ValueError, "lr"),
+        ({"lr": "0.1"}, TypeError, "lr"),
+        ({"weight_decay": -0.1}, ValueError, "weight_decay"),
+        ({"grad_clip": -1.0}, ValueError, "grad_clip"),
+        ({"optimizer": "adam"}, TypeError, "optimizer"),
+        ({"scheduler": "linear"}, ValueError, "scheduler"),
+        ({"eval_fn": 1}, TypeError, "eval_fn"),
+        ({"eval_every": 5}, ValueError, "eval_every"),
+        ({"eval_every": 0, "eval_fn": dict}, ValueError, "eval_every"),
+        ({"progress": 1}, TypeError, "progress"),
+        ({"desc": 3}, TypeError, "desc"),
+        ({"device": "tpu"}, ValueError, "device"),
+        ({"device": 0}, TypeError, "device"),
+        ({"seed": -1}, ValueError, "seed"),
+        ({"seed": "0"}, TypeError, "seed"),
+        ({"ddp": "yes"}, TypeError, "ddp"),
     ],
 )
-def test_bad_arguments_are_rejected(change, error, match):
+def test_bad_arguments_are_rejected(change, error, name):
     x, y = make_data()
     args = {"model": make_model(), "loss_fn": loss_fn, "batches": [(x, y)], "steps": 2}
     args.update(change)
     options = {"device": "cpu", "progress": False}
     options.update({k: v for k, v in args.items() if k not in ("model", "loss_fn", "batches")})
-    with pytest.raises(error, match=match.replace("(", r"\(").replace(")", r"\)")):
+    with raises_naming(error, name):
         train(args["model"], args["loss_fn"], args["batches"], **options)
 
 
 def test_optimizer_of_another_model_is_rejected():
     x, y = make_data()
     foreign = torch.optim.SGD(make_model().parameters(), lr=0.1)
-    with pytest.raises(ValueError, match="optimizer must hold the model's parameters"):
+    with raises_naming(ValueError, "optimizer"):
         train(make_model(), loss_fn, [(x, y)], steps=1, optimizer=foreign, device="cpu")
 
 
 @pytest.mark.parametrize(
-    "returned, error, match",
+    "returned, error, name",
     [
-        (lambda loss: 1.0, TypeError, "loss_fn must return a scalar float tensor"),
-        (lambda loss: loss.expand(2), TypeError, "loss_fn must return a scalar float tensor"),
-        (lambda loss: loss.long(), TypeError, "loss_fn must return a scalar float tensor"),
-        (lambda loss: loss.detach(), ValueError, "loss_fn must return a loss that depends"),
-        (lambda loss: (loss, [1.0]), TypeError, "loss_fn's logs at step 1 must be a dict"),
-        (lambda loss: (loss, {"a": "x"}), TypeError, "loss_fn's logs at step 1 must be a dict"),
-        (lambda loss: (loss, {1: 1.0}), TypeError, "loss_fn's logs at step 1 must be a dict"),
-        (lambda loss: (loss, {"a": True}), TypeError, "loss_fn's logs at step 1 must be a dict"),
+        (lambda loss: 1.0, TypeError, "loss_fn"),
+        (lambda loss: loss.expand(2), TypeError, "loss_fn"),
+        (lambda loss: loss.long(), TypeError, "loss_fn"),
+        (lambda loss: loss.detach(), ValueError, "loss_fn"),
+        (lambda loss: (loss, [1.0]), TypeError, "loss_fn's logs at step 1"),
+        (lambda loss: (loss, {"a": "x"}), TypeError, "loss_fn's logs at step 1"),
+        (lambda loss: (loss, {1: 1.0}), TypeError, "loss_fn's logs at step 1"),
+        (lambda loss: (loss, {"a": True}), TypeError, "loss_fn's logs at step 1"),
     ],
 )
-def test_bad_loss_fn_results_are_rejected(returned, error, match):
+def test_bad_loss_fn_results_are_rejected(returned, error, name):
     x, y = make_data()
-    with pytest.raises(error, match=match):
+    with raises_naming(error, name):
         train(
             make_model(),
             lambda m, b: returned(loss_fn(m, b)),
@@ -344,7 +338,7 @@ def test_bad_loss_fn_results_are_rejected(returned, error, match):
 @pytest.mark.parametrize("result", [None, {"acc": "high"}, {"acc": torch.ones(2)}])
 def test_bad_eval_fn_results_are_rejected(result):
     x, y = make_data()
-    with pytest.raises(TypeError, match="eval_fn's result must be a dict of str to float"):
+    with raises_naming(TypeError, "eval_fn's result"):
         train(
             make_model(),
             loss_fn,
@@ -354,150 +348,6 @@ def test_bad_eval_fn_results_are_rejected(result):
             device="cpu",
             progress=False,
         )
-
-
-# ------------------------------------------------------------------------- helpers
-def test_to_device_keeps_the_structure():
-    Pair = namedtuple("Pair", "image text")
-    batch = {"pair": Pair(torch.ones(2), "a caption"), "ids": [torch.zeros(3, dtype=torch.long)]}
-    moved = to_device(batch, torch.device("cpu"))
-    assert isinstance(moved["pair"], Pair) and moved["pair"].text == "a caption"
-    assert torch.equal(moved["pair"].image, torch.ones(2))
-    assert isinstance(moved["ids"], list) and moved["ids"][0].dtype == torch.long
-    assert to_device((torch.ones(1), 3), "cpu")[1] == 3
-    with pytest.raises(TypeError, match="device must be a torch.device"):
-        to_device(torch.ones(1), 0)
-
-
-def test_tensor_batches_cover_every_row_and_repeat_by_epoch():
-    x = torch.arange(10)
-    batches = TensorBatches(x, x * 2, batch_size=4, seed=5)
-    assert len(batches) == 3
-    epoch0 = list(batches)
-    assert [len(b[0]) for b in epoch0] == [4, 4, 2]
-    assert sorted(torch.cat([b[0] for b in epoch0]).tolist()) == list(range(10))
-    assert all(torch.equal(a * 2, b) for a, b in epoch0)  # rows stay paired
-    epoch1 = torch.cat([b[0] for b in batches])
-    assert not torch.equal(torch.cat([b[0] for b in epoch0]), epoch1)
-    batches.set_epoch(0)
-    assert torch.equal(torch.cat([b[0] for b in batches]), torch.cat([b[0] for b in epoch0]))
-    again = TensorBatches(x, x * 2, batch_size=4, seed=5)
-    assert torch.equal(torch.cat([b[0] for b in again]), torch.cat([b[0] for b in epoch0]))
-
-
-def test_tensor_batches_in_order_and_drop_last():
-    x = torch.arange(10)
-    ordered = list(TensorBatches(x, batch_size=4, shuffle=False))
-    assert isinstance(ordered[0], torch.Tensor)  # one tensor in, tensors out
-    assert [b.tolist() for b in ordered] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
-    dropped = TensorBatches(x, batch_size=4, shuffle=False, drop_last=True)
-    assert len(dropped) == 2 and [len(b) for b in dropped] == [4, 4]
-    assert len(TensorBatches(x, batch_size=5)) == 2
-
-
-@pytest.mark.parametrize(
-    "tensors, options, error, match",
-    [
-        ((), {}, ValueError, "tensors must hold at least one tensor"),
-        (([1, 2],), {}, TypeError, r"tensors\[0\] must be a torch.Tensor"),
-        ((torch.tensor(1.0),), {}, ValueError, r"tensors\[0\] must have a batch dimension"),
-        ((torch.zeros(0, 2),), {}, ValueError, r"tensors\[0\] must not be empty"),
-        ((torch.zeros(4), torch.zeros(5)), {}, ValueError, "batch sizes must match"),
-        ((torch.zeros(4),), {"batch_size": 0}, ValueError, "batch_size must be >= 1"),
-        ((torch.zeros(4),), {"shuffle": 1}, TypeError, "shuffle must be a bool"),
-        ((torch.zeros(4),), {"drop_last": None}, TypeError, "drop_last must be a bool"),
-        ((torch.zeros(4),), {"seed": -2}, ValueError, "seed must be >= 0"),
-        ((torch.zeros(4),), {"batch_size": 5, "drop_last": True}, ValueError, "batch_size must"),
-    ],
-)
-def test_tensor_batches_reject_bad_input(tensors, options, error, match):
-    options = {"batch_size": 2, **options}
-    with pytest.raises(error, match=match):
-        TensorBatches(*tensors, **options)
-
-
-def test_shard_batch_slices_every_tensor():
-    x = torch.arange(8)
-    batch = {"x": x, "pair": (x * 10, "text")}
-    second = shard_batch(batch, rank=1, world_size=2)
-    assert second["x"].tolist() == [4, 5, 6, 7] and second["pair"][0].tolist() == [40, 50, 60, 70]
-    assert second["pair"][1] == "text"
-    with pytest.raises(ValueError, match="divisible by world_size=3"):
-        shard_batch(batch, rank=0, world_size=3)
-    with pytest.raises(ValueError, match="rank must be < world_size=2"):
-        shard_batch(batch, rank=2, world_size=2)
-    with pytest.raises(ValueError, match="world_size must be >= 1"):
-        shard_batch(batch, rank=0, world_size=0)
-    with pytest.raises(TypeError, match="rank must be an int"):
-        shard_batch(batch, rank="0", world_size=2)
-
-
-def test_history_final_and_plot():
-    history = History(
-        loss=[1.0, 0.5, 0.25],
-        lr=[0.1] * 3,
-        logs=[{}] * 3,
-        steps=[2, 3],
-        metrics=[{"acc": 0.5}, {"acc": 0.75, "recall": 0.5}],
-    )
-    assert history.final("acc") == 0.75 and history.final("recall") == 0.5
-    with pytest.raises(ValueError, match="name must be one of"):
-        history.final("bleu")
-    fig, ax = plt.subplots()
-    assert history.plot(ax) is ax
-    assert [line.get_label() for line in ax.get_legend().get_lines()] == [
-        "train loss",
-        "acc",
-        "recall",
-    ]
-    assert list(ax.get_lines()[0].get_ydata()) == [1.0, 0.5, 0.25]
-    plt.close(fig)
-    fig = plt.figure()
-    assert History(loss=[1.0]).plot().get_legend() is not None  # draws on the current axes
-    plt.close(fig)
-    with pytest.raises(ValueError, match="history must hold at least one step"):
-        History().plot()
-    assert repr(History()) == "History(steps=0, evaluations=0)"
-
-
-def test_default_optimizer_is_fused_adamw_and_matches_the_plain_one():
-    torch.manual_seed(0)
-    model = make_model(dropout=0.0)
-    twin, start = copy.deepcopy(model), copy.deepcopy(model)
-    fused = default_optimizer(model, lr=0.05, weight_decay=0.1)
-    plain = torch.optim.AdamW(twin.parameters(), lr=0.05, weight_decay=0.1, foreach=False)
-    assert isinstance(fused, AdamW) and fused.defaults["fused"] is True
-    assert plain.defaults["fused"] is not True
-    x, y = make_data()
-    for net, opt in ((model, fused), (twin, plain)):
-        for _ in range(5):
-            opt.zero_grad()
-            F.cross_entropy(net(x), y).backward()
-            opt.step()
-    for a, b, a0 in zip(model.parameters(), twin.parameters(), start.parameters(), strict=True):
-        assert not torch.allclose(a, a0)  # five steps moved every tensor
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-
-
-def test_default_optimizer_falls_back_to_plain_adamw_off_cpu_and_cuda():
-    model = make_model().to("meta")
-    assert default_optimizer(model).defaults["fused"] is False
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error", "message"),
-    [
-        ({"model": "a model"}, TypeError, "model must be a torch.nn.Module, got str 'a model'"),
-        ({"model": torch.nn.ReLU()}, ValueError, "model must have parameters.*got a ReLU"),
-        ({"lr": 0.0}, ValueError, "lr must be a positive finite number, got 0.0"),
-        ({"lr": "fast"}, TypeError, "lr must be a number"),
-        ({"weight_decay": -0.1}, ValueError, r"weight_decay must be in \[0.0, None\]"),
-    ],
-)
-def test_default_optimizer_rejects_bad_input(kwargs, error, message):
-    kwargs = {"model": make_model(), **kwargs}
-    with pytest.raises(error, match=message):
-        default_optimizer(**kwargs)
 
 
 def test_a_config_object_gives_the_same_run_as_keywords():

@@ -9,6 +9,7 @@ from mmlib.data.scenes import centre_objects, make_scenes
 from mmlib.models.vq import VQVAE, VectorQuantizer, codebook_usage
 from mmlib.training.batches import TensorBatches
 from mmlib.training.loop import train
+from tests.bad_input import raises_naming
 
 
 @pytest.fixture(scope="module")
@@ -133,30 +134,39 @@ def test_deterministic_under_a_seed(images):
 
 
 def test_bad_input(images):
-    with pytest.raises(ValueError, match="patch"):
+    with raises_naming(ValueError, "patch"):
         VQVAE(patch=3)
-    with pytest.raises(ValueError, match="num_codes"):
+    with raises_naming(ValueError, "width"):
+        VQVAE(width=0)
+    with raises_naming(ValueError, "num_codes"):
         VQVAE(num_codes=1)
-    with pytest.raises(TypeError, match="code_dim"):
+    with raises_naming(TypeError, "code_dim"):
         VQVAE(code_dim=2.5)
-    with pytest.raises(ValueError, match="beta"):
+    with raises_naming(ValueError, "beta"):
         VectorQuantizer(beta=-1.0)
     vq = VQVAE(num_codes=16)
-    with pytest.raises(ValueError, match="images"):
+    with raises_naming(ValueError, "images"):
         vq.encode(torch.rand(2, 3, 32, 32))
-    with pytest.raises(TypeError, match="images"):
+    with raises_naming(TypeError, "images"):
         vq(images.numpy())
-    with pytest.raises(ValueError, match="codes"):
+    with raises_naming(ValueError, "codes"):
         vq.decode(torch.zeros(2, 3, 3, dtype=torch.long))
-    with pytest.raises(ValueError, match="codes"):
-        vq.decode(torch.full((2, 4, 4), 16))
-    with pytest.raises(ValueError, match="z"):
+    for bad in (16, -1):  # no scan: the codebook's lookup reports ids out of range
+        with raises_naming(ValueError, "codes"):
+            vq.decode(torch.full((2, 4, 4), bad))
+        with raises_naming(ValueError, "codes"):
+            vq.quantizer.lookup(torch.full((2, 4, 4), bad))
+    with raises_naming(TypeError, "codes"):
+        vq.decode(torch.zeros(2, 4, 4))
+    with raises_naming(ValueError, "codes"):
+        vq.quantizer.lookup(torch.zeros(2, 16, dtype=torch.long))
+    with raises_naming(ValueError, "z"):
         vq.quantizer(torch.randn(2, 5, 4, 4))
-    with pytest.raises(ValueError, match="z"):
+    with raises_naming(ValueError, "z"):
         vq.quantizer.init_from(torch.randn(1, 16, 2, 2))  # 4 vectors < 16 codes
-    with pytest.raises(TypeError, match="codes"):
+    with raises_naming(TypeError, "codes"):
         codebook_usage(torch.rand(3), 8)
-    with pytest.raises(ValueError, match="codes"):
+    with raises_naming(ValueError, "codes"):
         codebook_usage(torch.tensor([0, 8]), 8)
-    with pytest.raises(TypeError, match="num_codes"):
+    with raises_naming(TypeError, "num_codes"):
         codebook_usage(torch.tensor([0, 1]), "8")

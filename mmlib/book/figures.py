@@ -12,11 +12,7 @@ import textwrap
 import torch
 
 from mmlib.book.plotting import MIN_POINTS, PAGE_WIDTH_IN
-from mmlib.validate import (
-    check_int,
-    check_tensor,
-    describe,
-)
+from mmlib.validate import check_images, check_int, check_strings, check_tensor, require
 
 __all__ = ["image_grid", "show_scenes"]
 
@@ -26,7 +22,7 @@ def image_grid(images: torch.Tensor, columns: int, pad: int = 2, pad_value: floa
     columns * (W + pad) + pad)``, ``pad`` pixels of ``pad_value`` around each image; at most
     ``B`` columns.
 
-    ``torchvision.utils.make_grid`` does the same (``tests/test_shapes.py`` checks that they
+    ``torchvision.utils.make_grid`` does the same (``tests/test_figures.py`` checks that they
     agree), but importing torchvision also imports the compiler (``torch._dynamo``, through
     ``torchvision.ops``): 2 to 3 s in every notebook that draws scenes.
     """
@@ -55,15 +51,11 @@ def show_scenes(scenes_or_images, captions=None, nrow: int = 8, ax=None):
         images = scenes_or_images.images  # Scenes
         captions = scenes_or_images.captions if captions is None else captions
     else:
-        images = check_tensor("scenes_or_images", scenes_or_images, ndim=4, dtype="float")
-        if images.shape[1] != 3:
-            raise ValueError(f"scenes_or_images must be (B, 3, H, W), got {describe(images)}")
+        images = check_images("scenes_or_images", scenes_or_images, size=None)
     check_int("nrow", nrow, minimum=1)
     if captions is not None:
-        if isinstance(captions, str) or not all(isinstance(c, str) for c in captions):
-            raise TypeError(f"captions must be a list of str, got {describe(captions)}")
-        if len(captions) != len(images):
-            raise ValueError(f"captions must have {len(images)} entries, got {len(captions)}")
+        check_strings("captions", captions)
+        require(len(captions) == len(images), "captions", f"{len(images)} captions", len(captions))
     columns = min(nrow, len(images))
     size, pad = images.shape[-1], 2
     images = images.detach().float().cpu().clamp(0, 1)

@@ -20,7 +20,7 @@ from mmlib.data.world import (
     SHAPES,
     SIZES,
 )
-from mmlib.validate import check_tensor
+from mmlib.validate import check_tensor, require
 
 __all__ = ["captions_for", "object_captions"]
 
@@ -52,7 +52,17 @@ def captions_for(
 ) -> list[str]:
     """The caption of each scene from ``attributes (N, 2, 4)``, ``num_objects (N,)`` and
     ``relations (N,)``, as in :class:`~mmlib.data.scenes.Scenes`."""
-    _check_structure(attributes, num_objects, relations)
+    check_tensor("attributes", attributes, dtype="integer", shape=(None, 2, 4))
+    check_tensor("num_objects", num_objects, dtype="integer", shape=(len(attributes),))
+    check_tensor("relations", relations, dtype="integer", shape=(len(attributes),))
+    counts = num_objects.unique().tolist()
+    require(set(counts) <= {1, 2}, "num_objects", "1 or 2 per scene", counts)
+    present = torch.arange(2).view(1, 2) < num_objects.view(-1, 1)  # (N, 2)
+    sizes = torch.tensor([len(v) for v in ATTRIBUTES.values()])
+    ok = ((attributes >= 0) & (attributes < sizes)).all(-1)[present]
+    require(bool(ok.all()), "attributes", "indices into ATTRIBUTES", "an index out of range")
+    asked = relations[num_objects == 2].unique().tolist()
+    require(all(0 <= r < len(RELATIONS) for r in asked), "relations", "indices of RELATIONS", asked)
     return [
         _caption(objects[:count], relation)
         for objects, count, relation in zip(
@@ -75,28 +85,6 @@ def object_captions() -> tuple[torch.Tensor, list[str]]:
         torch.full((len(objects),), -1),
     )
     return objects, captions
-
-
-def _check_structure(attributes, num_objects, relations) -> None:
-    check_tensor("attributes", attributes, ndim=3, dtype="integer", shape=(None, 2, 4))
-    check_tensor("num_objects", num_objects, ndim=1, dtype="integer")
-    check_tensor("relations", relations, ndim=1, dtype="integer")
-    if not len(attributes) == len(num_objects) == len(relations):
-        raise ValueError(
-            f"attributes, num_objects and relations must have the same length, got "
-            f"{len(attributes)}, {len(num_objects)} and {len(relations)}"
-        )
-    if not bool(((num_objects == 1) | (num_objects == 2)).all()):
-        raise ValueError(f"num_objects must hold 1 or 2, got {num_objects.unique().tolist()}")
-    sizes = torch.tensor([len(v) for v in ATTRIBUTES.values()])
-    present = torch.arange(2).view(1, 2) < num_objects.view(-1, 1)  # (N, 2)
-    ok = ((attributes >= 0) & (attributes < sizes)).all(-1)
-    if not bool(ok[present].all()):
-        raise ValueError("attributes must hold valid indices into ATTRIBUTES for each object")
-    two = num_objects == 2
-    if not bool(((relations[two] >= 0) & (relations[two] < len(RELATIONS))).all()):
-        got = relations[two].unique().tolist()
-        raise ValueError(f"relations must index RELATIONS for two objects, got {got}")
 
 
 def _change_one_attribute(objects: list[list[int]], relation: int, u: list[float]):

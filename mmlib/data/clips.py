@@ -15,7 +15,7 @@ import torch
 
 from mmlib.data.scenes import make_scenes
 from mmlib.data.world import COLOURS, IMAGE_SIZE, SHAPES, SIZES, Combinations
-from mmlib.validate import check_int
+from mmlib.validate import check_int, check_ints, require
 
 __all__ = ["Clips", "DIRECTIONS", "make_clips"]
 
@@ -71,6 +71,14 @@ def _track(g: torch.Generator, n: int, frames: int, step: int) -> torch.Tensor:
     return start + step * torch.arange(frames).view(1, -1)
 
 
+def _check_clip_args(n: object, seed: object, frames: object, step: object) -> None:
+    check_ints(minimum=1, n=n, step=step)
+    check_int("seed", seed, minimum=0)
+    check_int("frames", frames, minimum=2)
+    most = (_HIGH - _LOW) // (frames - 1)  # the longest step that keeps the object in the frame
+    require(step <= most, "step", f"<= {most} for {frames} frames (to stay in the frame)", step)
+
+
 def make_clips(
     n: int,
     seed: int = 0,
@@ -89,15 +97,7 @@ def make_clips(
     object as in :func:`mmlib.data.scenes.make_scenes`. Returns :class:`Clips` with
     ``videos (n, frames, 3, 32, 32)``.
     """
-    check_int("n", n, minimum=1)
-    check_int("seed", seed, minimum=0)
-    check_int("frames", frames, minimum=2)
-    check_int("step", step, minimum=1)
-    if (frames - 1) * step > _HIGH - _LOW:
-        raise ValueError(
-            f"step must keep the object in the frame: (frames - 1) * step <= {_HIGH - _LOW}, "
-            f"got frames={frames}, step={step}"
-        )
+    _check_clip_args(n, seed, frames, step)
     g = torch.Generator().manual_seed(seed)
     scene_seed = int(torch.randint(2**31, (1,), generator=g))
     scenes = make_scenes(n, scene_seed, num_objects=1, only=only, exclude=exclude)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from mmlib.data.tokenizer import Tokenizer
-from mmlib.validate import check_type, describe
+from mmlib.validate import check_type, describe, require
 
 __all__ = ["IGNORE", "check_dialogue", "dialogue_ids", "encode_dialogues"]
 
@@ -22,17 +22,20 @@ __all__ = ["IGNORE", "check_dialogue", "dialogue_ids", "encode_dialogues"]
 IGNORE = -100  # target value that cross-entropy skips
 
 
+def _is_list(value: object) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str)
+
+
+def _is_turn(turn: object) -> bool:
+    return (
+        isinstance(turn, (tuple, list)) and len(turn) == 2 and all(isinstance(t, str) for t in turn)
+    )
+
+
 def check_dialogue(name: str, turns: object) -> list[tuple[str, str]]:
     """A dialogue is a list of (question, answer) pairs of str."""
-    if isinstance(turns, str) or not isinstance(turns, Sequence):
+    if not (_is_list(turns) and all(map(_is_turn, turns))):
         raise TypeError(f"{name} must be a list of (question, answer) pairs, got {describe(turns)}")
-    for turn in turns:
-        if not (
-            isinstance(turn, (tuple, list))
-            and len(turn) == 2
-            and all(isinstance(t, str) for t in turn)
-        ):
-            raise TypeError(f"{name} must hold (question, answer) pairs of str, got {turn!r}")
     return [tuple(turn) for turn in turns]
 
 
@@ -66,15 +69,12 @@ def encode_dialogues(
     a ``<bos>`` or padding), so the loss only counts answer words and their ``<eos>``.
     """
     check_type("tokenizer", tokenizer, Tokenizer)
-    if isinstance(dialogues, str) or not isinstance(dialogues, Sequence) or not dialogues:
-        raise TypeError(
-            f"dialogues must be a non-empty list of dialogues, got {describe(dialogues)}"
-        )
+    if not (_is_list(dialogues) and dialogues):
+        raise TypeError(f"dialogues must be a non-empty list, got {describe(dialogues)}")
     rows, cache = [], {}
     for k, turns in enumerate(dialogues):
         turns = check_dialogue(f"dialogues[{k}]", turns)
-        if not turns:
-            raise ValueError(f"dialogues[{k}] must hold at least one turn, got []")
+        require(len(turns) > 0, f"dialogues[{k}]", "a non-empty list of turns", turns)
         rows.append(dialogue_ids(tokenizer, turns, cache))
     width = max(len(ids) for ids, _ in rows) - 1
     idx, targets = [], []

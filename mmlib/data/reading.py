@@ -67,6 +67,4 @@ def question_type(question: str) -> str:
     for opening, kind in _OPENINGS:
         if text.startswith(opening + " "):
             return kind
-    raise ValueError(
-        f"question must start like a question from mmlib.data.scenes, got {question!r}"
-    )
+    raise ValueError(f"question must start like one from mmlib.data.scenes, got {question!r}")

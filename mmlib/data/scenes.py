@@ -30,7 +30,7 @@ from mmlib.data.world import (
     SIZES,
     Combinations,
 )
-from mmlib.validate import check_choice, check_int, check_tensor, check_type, describe
+from mmlib.validate import check_choice, check_int, check_tensor, check_type, describe, require
 
 __all__ = ["Scenes", "centre_objects", "make_scenes"]
 
@@ -78,27 +78,22 @@ class Scenes:
 
 def _row_index(name: str, index: object, length: int) -> torch.Tensor:
     """An int, slice, list of ints, or int/bool tensor -> ``(M,) int64`` row numbers."""
-    if isinstance(index, bool):
-        raise TypeError(f"{name} must be an int, a slice or an index tensor, got {index!r}")
-    if isinstance(index, int):
+    if isinstance(index, slice):
+        return torch.arange(length)[index]
+    if isinstance(index, int) and not isinstance(index, bool):
         if not -length <= index < length:
             raise IndexError(f"{name} must be in [{-length}, {length}), got {index}")
         return torch.tensor([index % length])
-    if isinstance(index, slice):
-        return torch.arange(length)[index]
     if isinstance(index, list):
-        index = torch.tensor(index, dtype=torch.long) if index else torch.zeros(0, dtype=torch.long)
-    if isinstance(index, torch.Tensor) and index.ndim == 1:
-        if index.dtype == torch.bool:
-            check_tensor(name, index, shape=(length,), allow_empty=True)
-            return index.nonzero().squeeze(1)
-        check_tensor(name, index, dtype="integer", allow_empty=True)
-        if len(index) and not (-length <= int(index.min()) and int(index.max()) < length):
-            raise IndexError(
-                f"{name} must hold rows in [{-length}, {length}), got {index.tolist()}"
-            )
-        return index.long() % max(length, 1)
-    raise TypeError(f"{name} must be an int, a slice or a 1-D index tensor, got {describe(index)}")
+        index = torch.tensor(index, dtype=torch.long)
+    if not (isinstance(index, torch.Tensor) and index.ndim == 1):
+        raise TypeError(f"{name} must be an int, slice or 1-D index tensor, got {describe(index)}")
+    if index.dtype == torch.bool:
+        return check_tensor(name, index, shape=(length,), allow_empty=True).nonzero().squeeze(1)
+    check_tensor(name, index, dtype="integer", allow_empty=True)
+    if len(index) and not -length <= int(index.min()) <= int(index.max()) < length:
+        raise IndexError(f"{name} must hold rows in [{-length}, {length}), got {index.tolist()}")
+    return index.long() % max(length, 1)
 
 
 def _coverage(shape: torch.Tensor, centre: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
@@ -129,11 +124,9 @@ def _allowed(only: Combinations | None, exclude: Combinations | None) -> torch.T
     allowed = torch.ones(len(_ALL_OBJECTS), dtype=torch.bool)
     for name, combos, keep in (("only", only, True), ("exclude", exclude, False)):
         if combos is not None:
-            if not isinstance(combos, Combinations):
-                raise TypeError(f"{name} must be a Combinations or None, got {describe(combos)}")
+            check_type(name, combos, Combinations, "Combinations or None")
             allowed &= combos.mask() if keep else ~combos.mask()
-    if not bool(allowed.any()):
-        raise ValueError("only and exclude must leave at least one object to draw, got none")
+    require(bool(allowed.any()), "only and exclude", "met by some object", "none")
     return allowed
 
 
@@ -144,8 +137,7 @@ def _draw_objects(counts: torch.Tensor, allowed: torch.Tensor, g: torch.Generato
     for k, candidates in ((1, allowed), (2, allowed & partners.any(1))):
         rows = (counts == k).nonzero().squeeze(1)
         choices = candidates.nonzero().squeeze(1)
-        if len(rows) and not len(choices):
-            raise ValueError("only and exclude must leave two objects that fit side by side")
+        require(len(choices) > 0 or not len(rows), "only and exclude", "met by two objects", "none")
         if len(rows):
             first[rows] = choices[torch.randint(len(choices), (len(rows),), generator=g)]
     second = torch.full_like(first, -1)
@@ -225,9 +217,7 @@ def make_scenes(
 
 
 def _check_scenes(name: str, scenes: object) -> Scenes:
-    if not isinstance(scenes, Scenes):
-        raise TypeError(f"{name} must be a Scenes (from make_scenes), got {describe(scenes)}")
-    return scenes
+    return check_type(name, scenes, Scenes, "Scenes (from make_scenes)")
 
 
 def centre_objects(scenes: Scenes, size: int = 16) -> Scenes:
@@ -240,12 +230,10 @@ def centre_objects(scenes: Scenes, size: int = 16) -> Scenes:
     ``relations`` are -1, ``centres`` are in the crop's pixels, and ``qa`` is empty (the old
     questions may ask about positions).
     """
-    check_type("scenes", scenes, Scenes, "Scenes (from make_scenes)")
+    _check_scenes("scenes", scenes)
     check_int("size", size, minimum=12)
-    if size > IMAGE_SIZE or size % 2:
-        raise ValueError(f"size must be even and at most {IMAGE_SIZE}, got {size}")
-    if not bool((scenes.num_objects == 1).all()):
-        raise ValueError("scenes must hold one object each (make_scenes(..., num_objects=1))")
+    require(size <= IMAGE_SIZE and size % 2 == 0, "size", f"even and at most {IMAGE_SIZE}", size)
+    require(bool((scenes.num_objects == 1).all()), "scenes", "one-object scenes", "two objects")
     n, full, offset = len(scenes), IMAGE_SIZE, (IMAGE_SIZE - size) // 2
     shift = (full / 2 - scenes.centres[:, 0]).round().long()  # (N, 2) whole-pixel (dx, dy)
     pixels = torch.arange(offset, offset + size)

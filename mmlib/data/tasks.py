@@ -24,7 +24,7 @@ from mmlib.data.world import (
     SHAPES,
     SIZES,
 )
-from mmlib.validate import check_choice, check_int, check_tensor, check_type
+from mmlib.validate import check_int, check_tensor, check_type, require
 
 _X = dict(zip(POSITIONS, _CENTRE[:, 0].tolist(), strict=True))  # x of each place
 
@@ -90,10 +90,7 @@ def caption_match(
                 captions[i] = candidate
                 break
         else:
-            raise ValueError(
-                "scenes must hold captions that are false of some images to make negatives, "
-                f"found none for scene {i}: {scenes.captions[i]!r}"
-            )
+            raise ValueError(f"scenes must hold a caption false of scene {i}, found none")
     return scenes.images, captions, labels
 
 
@@ -111,17 +108,12 @@ def relation_questions(
     Returns ``scene_index (M,) int64`` (which scene each question is about), M questions and
     ``answers (M,) int64``: 1 for yes, 0 for no. Every scene must hold two objects.
     """
-    check_type("scenes", scenes, Scenes, "Scenes (from make_scenes)")
+    _check_scenes("scenes", scenes)
     check_int("seed", seed, minimum=0)
     if isinstance(relations, str) or not isinstance(relations, (tuple, list)) or not relations:
         raise TypeError(f"relations must be a non-empty tuple of relations, got {relations!r}")
-    for relation in relations:
-        check_choice("relations", relation, RELATIONS)
-    if not bool((scenes.num_objects == 2).all()):
-        raise ValueError(
-            "scenes must all hold two objects (make_scenes(..., num_objects=2)), got "
-            f"{int((scenes.num_objects != 2).sum())} scenes with one"
-        )
+    require(all(r in RELATIONS for r in relations), "relations", f"among {RELATIONS}", relations)
+    require(bool((scenes.num_objects == 2).all()), "scenes", "two-object scenes", "some with one")
     g = torch.Generator().manual_seed(seed)
     draws = torch.rand(len(scenes), 2, generator=g).tolist()
     index, questions, answers = [], [], []
@@ -158,7 +150,7 @@ def follow_ups(scenes: Scenes, seed: int = 0) -> tuple[torch.Tensor, list[list[t
     dialogue per such pair, the object asked about first drawn at random from ``seed``.
     Returns ``scene_index (M,) int64`` and M dialogues ``[(q1, a1), ("and the square?", a2)]``.
     """
-    check_type("scenes", scenes, Scenes, "Scenes (from make_scenes)")
+    _check_scenes("scenes", scenes)
     check_int("seed", seed, minimum=0)
     flips = torch.rand(len(scenes), len(_FOLLOWED), generator=torch.Generator().manual_seed(seed))
     index, dialogues = [], []
@@ -181,7 +173,7 @@ def canonical_captions(scenes: Scenes) -> list[str]:
     ("a red circle left of a blue square" or "a blue square right of a red circle"). Here the
     object further left comes first with "left of"; a top/bottom pair is "<top> above <bottom>".
     """
-    check_type("scenes", scenes, Scenes, "Scenes (from make_scenes)")
+    _check_scenes("scenes", scenes)
     attributes = scenes.attributes.clone()
     relations = scenes.relations.clone()
     for i in (scenes.num_objects == 2).nonzero().squeeze(1).tolist():

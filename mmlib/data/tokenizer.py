@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from mmlib.validate import check_int, check_strings, check_type, describe
+from mmlib.validate import check_int, check_strings, check_type, describe, require
 
 __all__ = ["SPECIAL_TOKENS", "Tokenizer", "split_words"]
 
@@ -28,6 +28,10 @@ def split_words(text: str) -> list[str]:
     """Lowercase ``text`` and split it into words and single punctuation marks."""
     check_type("text", text, str)
     return _WORD.findall(text.lower())
+
+
+def _is_id(i: object, n: int) -> bool:
+    return isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n
 
 
 def _join(words: Sequence[str]) -> str:
@@ -43,15 +47,11 @@ class Tokenizer:
     pad_id, bos_id, eos_id, unk_id = 0, 1, 2, 3
 
     def __init__(self, tokens: Sequence[str]):
-        if isinstance(tokens, str) or not isinstance(tokens, Sequence):
-            raise TypeError(f"tokens must be a list of str, got {describe(tokens)}")
-        tokens = list(tokens)
-        if tuple(tokens[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
-            raise ValueError(f"tokens must start with {SPECIAL_TOKENS}, got {tokens[:4]}")
-        if not all(isinstance(t, str) and t for t in tokens):
-            raise TypeError("tokens must hold only non-empty str")
-        if len(set(tokens)) != len(tokens):
-            raise ValueError("tokens must not repeat a token")
+        tokens = check_strings("tokens", tokens)
+        if not all(tokens):
+            raise TypeError("tokens must hold only non-empty str, got ''")
+        ok = tuple(tokens[:4]) == SPECIAL_TOKENS and len(set(tokens)) == len(tokens)
+        require(ok, "tokens", f"distinct, starting with {SPECIAL_TOKENS}", tokens)
         self.tokens = tokens
         self.ids = {token: i for i, token in enumerate(tokens)}
 
@@ -82,23 +82,19 @@ class Tokenizer:
     def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
         """Token ids of ``text``; unknown words become ``<unk>``."""
         for name, flag in (("add_bos", add_bos), ("add_eos", add_eos)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, got {describe(flag)}")
+            check_type(name, flag, bool)
         ids = [self.ids.get(word, self.unk_id) for word in split_words(text)]
         return [self.bos_id] * add_bos + ids + [self.eos_id] * add_eos
 
     def decode(self, ids: Sequence[int] | torch.Tensor, skip_special: bool = True) -> str:
         """Text of ``ids`` (a list or a 1-D tensor). ``skip_special`` drops ``<pad>``, ``<bos>``
         and ``<eos>``; ``<unk>`` always stays, since it stands for a word."""
-        if isinstance(ids, torch.Tensor):
-            if ids.ndim != 1 or ids.is_floating_point():
-                raise TypeError(f"ids must be a 1-D integer tensor or a list, got {describe(ids)}")
+        if isinstance(ids, torch.Tensor) and ids.ndim == 1 and not ids.is_floating_point():
             ids = ids.tolist()
-        if isinstance(ids, str) or not isinstance(ids, Sequence):
-            raise TypeError(f"ids must be a list of int or a 1-D tensor, got {describe(ids)}")
-        for i in ids:
-            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(self):
-                raise ValueError(f"ids must hold ints in [0, {len(self)}), got {i!r}")
+        if isinstance(ids, (str, torch.Tensor)) or not isinstance(ids, Sequence):
+            raise TypeError(f"ids must be a list of int or a 1-D int tensor, got {describe(ids)}")
+        bad = [i for i in ids if not _is_id(i, len(self))]
+        require(not bad, "ids", f"ints in [0, {len(self)})", bad)
         skipped = {self.pad_id, self.bos_id, self.eos_id} if skip_special else set()
         return _join([self.tokens[i] for i in ids if i not in skipped])
 
@@ -108,8 +104,7 @@ class Tokenizer:
         """``ids (B, T) int64`` padded with ``<pad>`` = 0 after each text, and ``lengths (B,)
         int64``, the number of real tokens; ``T`` is the longest length (at least 1)."""
         texts = check_strings("texts", texts)
-        if not texts:
-            raise ValueError("texts must not be empty, got []")
+        require(len(texts) > 0, "texts", "a non-empty list", texts)
         encoded = [
             torch.tensor(self.encode(t, add_bos=add_bos, add_eos=add_eos), dtype=torch.long)
             for t in texts
@@ -127,8 +122,8 @@ class Tokenizer:
     @classmethod
     def from_dict(cls, state: dict) -> Tokenizer:
         """The tokenizer saved by :meth:`to_dict`."""
-        if not isinstance(state, dict) or "tokens" not in state:
-            raise ValueError(f"state must be a dict with key 'tokens', got {describe(state)}")
+        ok = isinstance(state, dict) and "tokens" in state
+        require(ok, "state", "a dict with key 'tokens'", describe(state))
         return cls(state["tokens"])
 
     def __repr__(self) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mmlib.validate import check_choice, check_float, check_int, describe
+from mmlib.validate import check_float, check_int, describe, require
 
 __all__ = [
     "ANSWERS",
@@ -132,6 +132,24 @@ def _partners() -> torch.Tensor:
 _PARTNERS = _partners()
 
 
+def _check_keys(keys: object, least: int) -> tuple[str, ...]:
+    """``keys`` as a tuple of ``least`` or more distinct attribute names."""
+    if isinstance(keys, str) or not isinstance(keys, (tuple, list)) or len(keys) < least:
+        raise TypeError(f"keys must be a tuple of {least}+ attribute names, got {keys!r}")
+    ok = all(key in _KEYS for key in keys) and len(set(keys)) == len(keys)
+    require(ok, "keys", f"distinct names from {_KEYS}", repr(keys))
+    return tuple(keys)
+
+
+def _names_of(keys: tuple[str, ...], value: object) -> bool:
+    """Is ``value`` a tuple naming one value of each of ``keys``?"""
+    return (
+        isinstance(value, tuple)
+        and len(value) == len(keys)
+        and all(name in ATTRIBUTES[k] for k, name in zip(keys, value, strict=True))
+    )
+
+
 @dataclass(frozen=True)
 class Combinations:
     """A set of attribute combinations, e.g. ``keys=("shape", "colour")`` and
@@ -142,23 +160,13 @@ class Combinations:
     values: frozenset[tuple[str, ...]]
 
     def __post_init__(self):
-        keys = self.keys
-        if isinstance(keys, str) or not isinstance(keys, (tuple, list)) or not keys:
-            raise TypeError(f"keys must be a non-empty tuple of attribute names, got {keys!r}")
-        for key in keys:
-            check_choice("keys", key, ATTRIBUTES)
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"keys must not repeat an attribute, got {keys!r}")
+        keys = _check_keys(self.keys, 1)
         if isinstance(self.values, (str, bytes)) or not isinstance(self.values, Iterable):
             raise TypeError(f"values must be a set of tuples, got {describe(self.values)}")
         values = frozenset(tuple(v) if isinstance(v, (tuple, list)) else v for v in self.values)
-        for value in values:
-            if not isinstance(value, tuple) or len(value) != len(keys):
-                raise ValueError(f"values must hold tuples of {len(keys)} names, got {value!r}")
-            for key, name in zip(keys, value, strict=True):
-                if name not in ATTRIBUTES[key]:
-                    raise ValueError(f"values must name a {key} in {ATTRIBUTES[key]}, got {name!r}")
-        object.__setattr__(self, "keys", tuple(keys))
+        bad = [value for value in values if not _names_of(keys, value)]
+        require(not bad, "values", f"tuples of {len(keys)} names of {'/'.join(keys)}", bad)
+        object.__setattr__(self, "keys", keys)
         object.__setattr__(self, "values", values)
 
     def __len__(self) -> int:
@@ -195,12 +203,7 @@ def split_combinations(
     Every single value (each shape, each colour) stays in some seen combination, so a model
     trained on ``seen`` has met all the parts and is tested on new *combinations* of them.
     """
-    if isinstance(keys, str) or not isinstance(keys, (tuple, list)) or len(keys) < 2:
-        raise TypeError(f"keys must be a tuple of two or more attribute names, got {keys!r}")
-    for key in keys:
-        check_choice("keys", key, ATTRIBUTES)
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"keys must not repeat an attribute, got {keys!r}")
+    keys = _check_keys(keys, 2)
     check_float("held_out_fraction", held_out_fraction, low=0.0, high=1.0)
     check_int("seed", seed, minimum=0)
     combos = list(torch.cartesian_prod(*(torch.arange(len(ATTRIBUTES[k])) for k in keys)).tolist())
@@ -213,13 +216,10 @@ def split_combinations(
         rest = seen - {tuple(combos[i])}
         if all({c[a] for c in rest} == set(range(len(ATTRIBUTES[k]))) for a, k in enumerate(keys)):
             seen, held_out = rest, held_out | {tuple(combos[i])}
-    if len(held_out) < wanted or held_out_fraction == 0.0:
-        raise ValueError(
-            f"held_out_fraction must leave every {'/'.join(keys)} value in a seen combination "
-            f"and hold out at least one, got {held_out_fraction}"
-        )
+    fits = held_out_fraction > 0 and len(held_out) == wanted
+    require(fits, "held_out_fraction", "> 0 and leave each value seen", held_out_fraction)
 
     def named(indices):
         return {tuple(ATTRIBUTES[k][i] for k, i in zip(keys, c, strict=True)) for c in indices}
 
-    return Combinations(tuple(keys), named(seen)), Combinations(tuple(keys), named(held_out))
+    return Combinations(keys, named(seen)), Combinations(keys, named(held_out))

@@ -10,11 +10,12 @@ import torch
 from torch import nn
 
 from mmlib.validate import (
+    CheckedEmbedding,
     check_images,
     check_int,
-    check_same_batch,
+    check_ints,
     check_tensor,
-    check_token_ids,
+    require,
 )
 
 __all__ = ["ImageEncoder", "TextEncoder"]
@@ -32,11 +33,9 @@ class ImageEncoder(nn.Module):
 
     def __init__(self, dim: int = 64, width: int = 16, image_size: int = 32):
         super().__init__()
-        check_int("dim", dim, minimum=1)
-        check_int("width", width, minimum=1)
+        check_ints(minimum=1, dim=dim, width=width)
         self.image_size = check_int("image_size", image_size, minimum=8)
-        if image_size % 8:
-            raise ValueError(f"image_size must be a multiple of 8, got {image_size}")
+        require(image_size % 8 == 0, "image_size", "a multiple of 8", image_size)
         channels = [3, width, 2 * width, 4 * width]
         layers = []
         for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
@@ -73,16 +72,15 @@ class TextEncoder(nn.Module):
     def __init__(self, vocab_size: int, dim: int = 64, embed_dim: int = 32, hidden_dim: int = 64):
         super().__init__()
         self.vocab_size = check_int("vocab_size", vocab_size, minimum=2)
-        check_int("dim", dim, minimum=1)
-        check_int("embed_dim", embed_dim, minimum=1)
-        check_int("hidden_dim", hidden_dim, minimum=1)
-        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        check_ints(minimum=1, dim=dim, embed_dim=embed_dim, hidden_dim=hidden_dim)
+        # an out-of-range id fails in the lookup with a ValueError naming tokens: no scan per step
+        self.embedding = CheckedEmbedding(vocab_size, embed_dim, padding_idx=0, argument="tokens")
         self.rnn = nn.GRU(embed_dim, hidden_dim, batch_first=True)
         self.proj = nn.Linear(hidden_dim, dim)
 
     def states(self, tokens: torch.Tensor) -> torch.Tensor:
         """Token ids ``(B, T)`` -> GRU states at every position ``(B, T, hidden_dim)``."""
-        check_token_ids("tokens", tokens, self.vocab_size)
+        check_tensor("tokens", tokens, ndim=2, dtype="integer")
         states, _ = self.rnn(self.embedding(tokens))
         return states
 
@@ -91,13 +89,11 @@ class TextEncoder(nn.Module):
         if lengths is None:
             last = states[:, -1]
         else:
-            check_tensor("lengths", lengths, ndim=1, dtype="integer")
-            check_same_batch(tokens=tokens, lengths=lengths)
-            if int(lengths.min()) < 1 or int(lengths.max()) > tokens.shape[1]:
-                raise ValueError(
-                    f"lengths must be in [1, {tokens.shape[1]}] (the sequence length), "
-                    f"got values from {int(lengths.min())} to {int(lengths.max())}"
-                )
+            check_tensor("lengths", lengths, shape=(len(tokens),), dtype="integer")
             index = (lengths.to(states.device) - 1).view(-1, 1, 1).expand(-1, 1, states.shape[2])
-            last = states.gather(1, index).squeeze(1)  # (B, H): the state at length - 1
+            try:  # the gather checks the range of lengths, without a scan per step
+                last = states.gather(1, index).squeeze(1)  # (B, H): the state at length - 1
+            except RuntimeError:
+                msg = f"lengths must be in [1, {states.shape[1]}], got {lengths.tolist()}"
+                raise ValueError(msg) from None
         return self.proj(last)  # (B, dim)

@@ -15,7 +15,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmlib.validate import check_choice, check_float, check_int, check_tensor, check_type, describe
+from mmlib.validate import (
+    check_choice,
+    check_float,
+    check_int,
+    check_ints,
+    check_tensor,
+    check_type,
+    require,
+)
 
 __all__ = [
     "deep_mlp",
@@ -44,10 +52,9 @@ def deep_mlp(
     ``init="kaiming"`` draws weights from N(0, 2 / fan_in) (He et al. 2015), the variance that
     keeps ReLU activations and gradients the same size from layer to layer; biases start at 0.
     """
-    check_int("depth", depth, minimum=1)
-    check_int("width", width, minimum=1)
-    in_dim = width if in_dim is None else check_int("in_dim", in_dim, minimum=1)
-    out_dim = width if out_dim is None else check_int("out_dim", out_dim, minimum=1)
+    in_dim = width if in_dim is None else in_dim
+    out_dim = width if out_dim is None else out_dim
+    check_ints(minimum=1, depth=depth, width=width, in_dim=in_dim, out_dim=out_dim)
     check_choice("activation", activation, _ACTIVATIONS)
     check_choice("init", init, ("default", "kaiming"))
     sizes = [in_dim] + [width] * (depth - 1) + [out_dim]
@@ -66,11 +73,8 @@ def deep_mlp(
 def _check_model_and_loss(model: object, loss: object) -> None:
     check_type("model", model, nn.Module, "torch.nn.Module")
     check_tensor("loss", loss, dtype="float")
-    if loss.ndim != 0 or not loss.requires_grad:
-        raise ValueError(
-            f"loss must be a scalar that depends on model's parameters, got {describe(loss)} "
-            f"with requires_grad={loss.requires_grad}"
-        )
+    got = f"shape {tuple(loss.shape)}, requires_grad={loss.requires_grad}"
+    require(loss.ndim == 0 and loss.requires_grad, "loss", "a scalar that depends on model", got)
 
 
 def layer_gradient_norms(model: nn.Module, loss: torch.Tensor) -> list[float]:
@@ -81,8 +85,7 @@ def layer_gradient_norms(model: nn.Module, loss: torch.Tensor) -> list[float]:
     """
     _check_model_and_loss(model, loss)
     layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
-    if not layers:
-        raise ValueError("model must contain Linear or Conv layers, got none")
+    require(bool(layers), "model", "a network with Linear or Conv layers", "none")
     model.zero_grad(set_to_none=True)
     loss.backward()
     norms = []
@@ -109,10 +112,8 @@ def input_gradient_norms(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor
         outputs = model(x)
         if isinstance(outputs, tuple):
             outputs = outputs[0]
-        if not (isinstance(outputs, torch.Tensor) and outputs.ndim == 3):
-            raise ValueError(
-                f"model must return outputs (B, T, H) for inputs (B, T, E), got {describe(outputs)}"
-            )
+        ok = isinstance(outputs, torch.Tensor) and outputs.ndim == 3
+        require(ok, "model", "a network whose outputs are (B, T, H) for (B, T, E)", outputs)
         (grad,) = torch.autograd.grad(outputs[:, -1].sum(), x)
     return grad.detach().cpu().double().norm(dim=2).mean(dim=0)  # float64 on the CPU (MPS has none)
 
@@ -124,10 +125,7 @@ def set_update_gate_bias(gru: nn.GRU, value: float) -> nn.GRU:
     the gate starts near ``z = sigmoid(b)`` (0.5 at the default b near 0, 0.98 at b = 4), so
     the state, and the gradient flowing back through it, is mostly carried over unchanged.
     """
-    check_type("gru", gru, nn.GRU, "torch.nn.GRU")
-    value = check_float("value", value, low=-20.0, high=20.0)
-    if not gru.bias:
-        raise ValueError("gru must have biases (bias=True), got a GRU built with bias=False")
+    value = _check_gate(gru, value)
     hidden = gru.hidden_size
     with torch.no_grad():
         for name, parameter in gru.named_parameters():
@@ -136,6 +134,14 @@ def set_update_gate_bias(gru: nn.GRU, value: float) -> nn.GRU:
             elif name.startswith("bias_hh"):
                 parameter[hidden : 2 * hidden] = 0.0
     return gru
+
+
+def _check_gate(gru: object, value: object) -> float:
+    """Check :func:`set_update_gate_bias`'s arguments; return ``value`` as a float."""
+    check_type("gru", gru, nn.GRU, "torch.nn.GRU")
+    value = check_float("value", value, low=-20.0, high=20.0)
+    require(gru.bias, "gru", "a GRU with biases (bias=True)", "one built with bias=False")
+    return value
 
 
 def first_token_task(
@@ -147,8 +153,7 @@ def first_token_task(
     from ``[1 + num_classes, vocab_size)``. Id 0 stays free for padding. To answer, a model
     must carry the first token through ``length - 1`` steps.
     """
-    check_int("n", n, minimum=1)
-    check_int("length", length, minimum=1)
+    check_ints(minimum=1, n=n, length=length)
     check_int("num_classes", num_classes, minimum=2)
     check_int("vocab_size", vocab_size, minimum=num_classes + 2)
     check_int("seed", seed, minimum=0)

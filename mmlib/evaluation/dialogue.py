@@ -17,12 +17,7 @@ from mmlib.data.tasks import slot_targets
 from mmlib.data.tokenizer import Tokenizer
 from mmlib.models.dialogue import VisualDialogueModel
 from mmlib.modes import evaluating
-from mmlib.validate import (
-    check_images,
-    check_string_pairs,
-    check_tensor,
-    check_type,
-)
+from mmlib.validate import check_images, check_string_pairs, check_tensor, check_type, require
 
 __all__ = ["caption_scores", "slot_accuracy"]
 
@@ -68,8 +63,7 @@ def caption_scores(generated: Sequence[str], references: Sequence[str]) -> dict[
     exact = []
     for got, want in zip(generated, references, strict=True):
         truth, guess = parse_caption(want), parse_caption(got)
-        if truth is None:
-            raise ValueError(f"references must hold captions from mmlib.data.scenes, got {want!r}")
+        require(truth is not None, "references", "captions from mmlib.data.scenes", repr(want))
         exact.append(Tokenizer.normalise(got) == Tokenizer.normalise(want))
         objects = guess["objects"] if guess else []
         for k, obj in enumerate(truth["objects"]):

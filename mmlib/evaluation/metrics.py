@@ -17,7 +17,7 @@ from mmlib.validate import (
     check_string_pairs,
     check_tensor,
     check_type,
-    describe,
+    require,
 )
 
 __all__ = [
@@ -28,6 +28,8 @@ __all__ = [
     "recall_at_k",
 ]
 
+_KINDS = {1: "integer", 2: "float"}  # dtypes of accuracy's (N,) predictions, (N, C) logits
+
 
 @torch.no_grad()
 def accuracy(logits_or_preds: torch.Tensor, targets: torch.Tensor) -> float:
@@ -37,29 +39,21 @@ def accuracy(logits_or_preds: torch.Tensor, targets: torch.Tensor) -> float:
     ``(N,) integer`` predicted classes. ``targets``: ``(N,) integer`` class indices.
     """
     targets = check_tensor("targets", targets, ndim=1, dtype="integer")
-    check_tensor("logits_or_preds", logits_or_preds)
-    if logits_or_preds.ndim == 2:
-        check_tensor("logits_or_preds", logits_or_preds, dtype="float", finite=True)
-        num_classes = logits_or_preds.shape[1]
-        if int(targets.min()) < 0 or int(targets.max()) >= num_classes:
-            raise ValueError(
-                f"targets must hold class indices in [0, {num_classes}) to match logits "
-                f"(N, {num_classes}), got values from {int(targets.min())} to {int(targets.max())}"
-            )
-        preds = logits_or_preds.argmax(dim=1)
-    elif logits_or_preds.ndim == 1:
-        preds = check_tensor("logits_or_preds", logits_or_preds, dtype="integer")
-    else:
-        raise ValueError(
-            "logits_or_preds must be (N, C) float logits or (N,) integer predictions, "
-            f"got {describe(logits_or_preds)}"
-        )
-    if preds.shape[0] != targets.shape[0]:
-        raise ValueError(
-            f"logits_or_preds and targets must have the same N, got "
-            f"{describe(logits_or_preds)} and {describe(targets)}"
-        )
+    scores = logits_or_preds
+    ndim = check_tensor("logits_or_preds", scores).ndim
+    require(ndim in (1, 2), "logits_or_preds", "(N, C) float logits or (N,) predictions", scores)
+    check_tensor("logits_or_preds", scores, dtype=_KINDS[ndim], finite=True)
+    check_same_batch(logits_or_preds=scores, targets=targets)
+    if ndim == 2:
+        _check_indices("targets", targets, scores.shape[1], "class indices")
+    preds = scores.argmax(dim=1) if ndim == 2 else scores
     return (preds == targets.to(preds.device)).float().mean().item()
+
+
+def _check_indices(name: str, indices: torch.Tensor, size: int, what: str) -> None:
+    """Check that every entry of ``indices`` is in ``[0, size)`` (it scans them all)."""
+    low, high = int(indices.min()), int(indices.max())
+    require(low >= 0 and high < size, name, f"{what} in [0, {size})", f"values {low} to {high}")
 
 
 @torch.no_grad()
@@ -74,33 +68,17 @@ def recall_at_k(similarity: torch.Tensor, targets: torch.Tensor, k: int) -> floa
     similarity = check_tensor("similarity", similarity, ndim=2, dtype="float", finite=True)
     num_queries, gallery = similarity.shape
     k = check_int("k", k, minimum=1)
-    if k > gallery:
-        raise ValueError(f"k must be <= the gallery size {gallery} (similarity (Q, G)), got {k}")
-    check_tensor("targets", targets)
-    if targets.ndim == 1:
+    require(k <= gallery, "k", f"<= the gallery size {gallery}", k)
+    if getattr(targets, "ndim", 1) == 1:  # else a (Q, G) mask; check_tensor rejects the rest
         check_tensor("targets", targets, shape=(num_queries,), dtype="integer")
-        if int(targets.min()) < 0 or int(targets.max()) >= gallery:
-            raise ValueError(
-                f"targets must hold gallery indices in [0, {gallery}), got values from "
-                f"{int(targets.min())} to {int(targets.max())}"
-            )
+        _check_indices("targets", targets, gallery, "gallery indices")
         positives = torch.zeros_like(similarity, dtype=torch.bool)
         positives[torch.arange(num_queries), targets.to(similarity.device)] = True
-    elif targets.ndim == 2:
-        positives = check_tensor(
-            "targets", targets, shape=(num_queries, gallery), dtype=torch.bool
-        ).to(similarity.device)
-        empty = (~positives.any(dim=1)).nonzero().flatten()
-        if len(empty):
-            raise ValueError(
-                f"targets must mark at least one match per query, got none for "
-                f"{len(empty)} queries (first: row {int(empty[0])})"
-            )
     else:
-        raise ValueError(
-            f"targets must be (Q,) integer indices or a (Q, G) bool mask with Q={num_queries}, "
-            f"G={gallery}, got {describe(targets)}"
-        )
+        check_tensor("targets", targets, shape=(num_queries, gallery), dtype=torch.bool)
+        positives = targets.to(similarity.device)
+        empty = (~positives.any(dim=1)).nonzero().flatten().tolist()[:5]  # queries with none
+        require(not empty, "targets", "a mask with a match in each row", f"none in rows {empty}")
     top = similarity.topk(k, dim=1).indices  # (Q, k)
     hit = positives.gather(1, top).any(dim=1)  # (Q,)
     return hit.float().mean().item()
@@ -125,9 +103,8 @@ def best_threshold(scores: torch.Tensor, labels: torch.Tensor) -> tuple[float, f
     check_tensor("scores", scores, ndim=1, dtype="float", finite=True)
     check_tensor("labels", labels, ndim=1, dtype="integer")
     check_same_batch(scores=scores, labels=labels)
-    values = set(labels.unique().tolist())
-    if values != {0, 1}:
-        raise ValueError(f"labels must hold both 0 and 1 (and nothing else), got {sorted(values)}")
+    values = sorted(labels.unique().tolist())
+    require(values == [0, 1], "labels", "0s and 1s, with both present", values)
     y = labels.cpu().numpy()
     fpr, tpr, thresholds = roc_curve(y, scores.detach().cpu().double().numpy())
     positives = int(y.sum())

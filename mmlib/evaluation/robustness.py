@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from mmlib.models.fusion import FusionClassifier
-from mmlib.validate import check_float, check_images, check_same_batch, check_tensor
+from mmlib.validate import check_float, check_same_batch, check_tensor, check_type, require
 
 __all__ = ["DropoutFusionClassifier", "drop_modalities"]
 
@@ -36,18 +36,22 @@ def drop_modalities(
     loses both. ``p`` is in ``[0, 1]``; ``p=0`` returns the inputs unchanged. The kept rows
     are not rescaled. ``generator`` (a CPU ``torch.Generator``) makes the draw repeatable.
     """
-    check_tensor("image_features", image_features, ndim=2, dtype="float")
-    check_tensor("text_features", text_features, ndim=2, dtype="float")
-    batch = check_same_batch(image_features=image_features, text_features=text_features)
-    p = check_float("p", p, low=0.0, high=1.0)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator)}")
+    batch = _check_drop(image_features, text_features, p, generator)
     if p == 0.0:
         return image_features, text_features
     u = torch.rand(batch, generator=generator).to(image_features.device)  # (B,) in [0, 1)
     keep_image = (u >= p / 2).to(image_features.dtype).unsqueeze(1)  # (B, 1): u < p/2 drops it
     keep_text = ((u < p / 2) | (u >= p)).to(text_features.dtype).unsqueeze(1)  # p/2 <= u < p
     return image_features * keep_image, text_features * keep_text
+
+
+def _check_drop(image_features, text_features, p, generator) -> int:
+    """:func:`drop_modalities`' arguments; returns the batch size."""
+    check_tensor("image_features", image_features, ndim=2, dtype="float")
+    check_tensor("text_features", text_features, ndim=2, dtype="float")
+    check_float("p", p, low=0.0, high=1.0)
+    check_type("generator", generator, (torch.Generator, type(None)), "torch.Generator or None")
+    return check_same_batch(image_features=image_features, text_features=text_features)
 
 
 class DropoutFusionClassifier(FusionClassifier):
@@ -85,13 +89,10 @@ class DropoutFusionClassifier(FusionClassifier):
         lengths: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``[text, image]`` features ``(B, 2 * dim)``; a missing or dropped one is zeros."""
-        if images is None and tokens is None:
-            raise ValueError("images and tokens must not both be None: give at least one")
-        if images is not None:
-            check_images("images", images)
+        require(images is not None or tokens is not None, "images or tokens", "given", "neither")
+        if images is not None:  # each encoder checks its own input
             image = self.image_encoder(images)  # (B, dim)
         if tokens is not None:
-            check_tensor("tokens", tokens, ndim=2, dtype="integer")
             text = self.text_encoder(tokens, lengths)  # (B, dim)
         if images is None:
             image = torch.zeros_like(text)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from mmlib.validate import check_choice, check_float, describe
+from mmlib.validate import check_choice, check_float, check_type, describe, require
 
 __all__ = ["Tensor", "cat", "cross_entropy", "numerical_grad"]
 
@@ -36,6 +36,11 @@ def _as_array(name: str, value: object) -> np.ndarray:
     if array is None or array.dtype.kind not in "iuf":
         raise TypeError(f"{name} must be a number or a numeric array, got {_describe(value)}")
     return array.astype(np.float64)
+
+
+def _broadcastable(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    """Whether NumPy broadcasting joins shapes ``a`` and ``b``: sizes equal or 1, from the right."""
+    return all(x == y or 1 in (x, y) for x, y in zip(a[::-1], b[::-1], strict=False))
 
 
 def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -66,23 +71,21 @@ class Tensor:
 
     def item(self) -> float:
         """The value of a one-element tensor as a Python float."""
-        if self.data.size != 1:
-            raise ValueError(f"item() needs a one-element tensor, got shape {self.shape}")
+        require(self.data.size == 1, "self", "a one-element Tensor for item()", self.shape)
         return float(self.data.reshape(()))
 
     def _operand(self, other: object, op: str) -> Tensor:
-        """``other`` as a Tensor (numbers and arrays become constants) that broadcasts with self."""
+        """``other`` as a Tensor (numbers and arrays become constants) whose shape fits ``op``."""
         other = other if isinstance(other, Tensor) else Tensor(_as_array("other", other))
-        try:
-            np.broadcast_shapes(self.shape, other.shape)
-        except ValueError:
-            msg = f"{op}: other must broadcast with self of shape {self.shape}, got {other.shape}"
-            raise ValueError(msg) from None
+        a, b = self.shape, other.shape
+        fits = (len(a) == len(b) == 2 and a[1] == b[0]) if op == "@" else _broadcastable(a, b)
+        rule = "shapes (N, K) @ (K, M)" if op == "@" else "shapes that broadcast"
+        require(fits, f"self {op} other", rule, f"{a} {op} {b}")
         return other
 
     # ----- elementwise arithmetic, with NumPy broadcasting --------------------------------
     def __add__(self, other: object) -> Tensor:
-        other = self._operand(other, "add")
+        other = self._operand(other, "+")
         out = Tensor(self.data + other.data, (self, other), "+")
 
         def _backward():  # d(a + b)/da = 1: pass the gradient through, summed to a's shape
@@ -93,7 +96,7 @@ class Tensor:
         return out
 
     def __mul__(self, other: object) -> Tensor:
-        other = self._operand(other, "mul")
+        other = self._operand(other, "*")
         out = Tensor(self.data * other.data, (self, other), "*")
 
         def _backward():  # d(a * b)/da = b
@@ -107,7 +110,7 @@ class Tensor:
         return self * -1.0
 
     def __sub__(self, other: object) -> Tensor:
-        return self + (-self._operand(other, "sub"))
+        return self + (-self._operand(other, "-"))
 
     def __rsub__(self, other: object) -> Tensor:
         return (-self) + other
@@ -117,12 +120,7 @@ class Tensor:
     # ----- matrix product ------------------------------------------------------------------
     def __matmul__(self, other: object) -> Tensor:
         """``self (N, K) @ other (K, M) -> (N, M)``."""
-        other = other if isinstance(other, Tensor) else Tensor(_as_array("other", other))
-        if self.data.ndim != 2 or other.data.ndim != 2 or self.shape[1] != other.shape[0]:
-            raise ValueError(
-                f"matmul: self must be (N, K) and other (K, M), got self of shape {self.shape} "
-                f"and other of shape {other.shape}"
-            )
+        other = self._operand(other, "@")
         out = Tensor(self.data @ other.data, (self, other), "@")
 
         def _backward():  # dE/dA = dE/dC B^T,  dE/dB = A^T dE/dC
@@ -183,8 +181,7 @@ class Tensor:
         Leaf gradients (parameters, inputs) accumulate (``+=``), as in torch: zero them
         between steps (:meth:`~mmlib.maths.layers.MLP.zero_grad`).
         """
-        if self.data.size != 1:
-            raise ValueError(f"backward() needs a scalar (e.g. a loss), got shape {self.shape}")
+        require(self.data.size == 1, "self", "a scalar (e.g. a loss) for backward()", self.shape)
         order, seen, stack = [], set(), [(self, False)]
         while stack:  # depth-first search, iterative so deep graphs cannot hit recursion limits
             node, children_done = stack.pop()
@@ -203,23 +200,13 @@ class Tensor:
 
 def _check_cat(tensors: object, axis: object) -> int:
     """Check ``cat``'s arguments; return ``axis`` counted from the front."""
-    if not isinstance(tensors, (list, tuple)) or not tensors:
+    listed = isinstance(tensors, (list, tuple)) and all(isinstance(t, Tensor) for t in tensors)
+    if not (listed and tensors):
         raise TypeError(f"tensors must be a non-empty list of Tensor, got {_describe(tensors)}")
-    for i, t in enumerate(tensors):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"tensors[{i}] must be a Tensor, got {_describe(t)}")
-    first = tensors[0].shape
-    check_choice("axis", axis, list(range(-len(first), len(first))))
-    axis = axis % len(first)
-    for i, t in enumerate(tensors):
-        if (
-            len(t.shape) != len(first)
-            or np.delete(t.shape, axis).tolist() != np.delete(first, axis).tolist()
-        ):
-            raise ValueError(
-                f"tensors[{i}] must match tensors[0] of shape {first} on every axis but {axis}, "
-                f"got shape {t.shape}"
-            )
+    shapes = [t.shape for t in tensors]
+    axis = check_choice("axis", axis, range(-len(shapes[0]), len(shapes[0]))) % len(shapes[0])
+    others = {(len(s), s[:axis] + s[axis + 1 :]) for s in shapes}  # ndim, sizes off the axis
+    require(len(others) == 1, "tensors", f"shapes that match on every axis but {axis}", shapes)
     return axis
 
 
@@ -252,13 +239,9 @@ def cross_entropy(logits: Tensor, targets: object) -> Tensor:
     if not isinstance(targets, np.ndarray) or targets.dtype.kind not in "iu":
         raise TypeError(f"targets must be an integer array (B,), got {_describe(targets)}")
     batch, classes = logits.shape
-    if targets.shape != (batch,):
-        raise ValueError(f"targets must have shape ({batch},) to match logits, got {targets.shape}")
-    if batch == 0 or classes == 0:
-        raise ValueError(f"logits must not be empty (B, C >= 1), got shape {logits.shape}")
-    if targets.min() < 0 or targets.max() >= classes:
-        low, high = targets.min(), targets.max()
-        raise ValueError(f"targets must hold class ids in [0, {classes}), got {low} to {high}")
+    require(batch * classes > 0, "logits", "non-empty (B, C >= 1)", logits.shape)
+    ok = targets.shape == (batch,) and targets.min() >= 0 and targets.max() < classes  # O(B)
+    require(ok, "targets", f"({batch},) class ids in [0, {classes})", targets)
     shifted = logits.data - logits.data.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     rows = np.arange(batch)
@@ -282,8 +265,7 @@ def numerical_grad(
     ``f`` may read it directly (e.g. a model's ``weight.data``). ``f`` returns a scalar (float
     or one-element Tensor). Returns an array shaped like ``array``.
     """
-    if not callable(f):
-        raise TypeError(f"f must be callable, got {_describe(f)}")
+    check_type("f", f, Callable, "callable")
     if not isinstance(array, np.ndarray) or array.dtype != np.float64:
         raise TypeError(f"array must be a float64 numpy array, got {_describe(array)}")
     eps = check_float("eps", eps, low=1e-12)

@@ -22,15 +22,17 @@ from torch import nn
 
 from mmlib.maths.autograd import Tensor, cat, cross_entropy
 from mmlib.maths.layers import MLP, sgd_step
-from mmlib.validate import check_float, check_int, check_type, describe
+from mmlib.validate import check_float, check_int, check_ints, check_type, describe, require
 
 __all__ = ["GradNormTracker", "grad_norms", "sgd_fit", "torch_twin"]
 
 
 def _describe(value: object) -> str:
-    """Like :func:`mmlib.validate.describe`, but short for NumPy arrays."""
+    """Like :func:`mmlib.validate.describe`, but short for NumPy arrays and lists of them."""
     if isinstance(value, np.ndarray):
         return f"a {value.dtype} array of shape {value.shape}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_describe(item) for item in value) + "]"
     return describe(value)
 
 
@@ -39,33 +41,26 @@ _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 
 def _check_fit(mlp, features, targets, lr, steps, batch_size, seed) -> None:
     """Check :func:`sgd_fit`'s arguments."""
-    if not isinstance(mlp, MLP):
-        raise TypeError(f"mlp must be an mmlib.maths.autograd.MLP, got {_describe(mlp)}")
-    if isinstance(features, np.ndarray) or not isinstance(features, (list, tuple)) or not features:
-        raise TypeError(
-            f"features must be a non-empty list of 2-D arrays, got {_describe(features)}"
-        )
-    for k, f in enumerate(features):
-        if not isinstance(f, np.ndarray) or f.ndim != 2 or f.dtype.kind != "f":
-            raise TypeError(f"features[{k}] must be a 2-D float array (N, D), got {_describe(f)}")
-    n = features[0].shape[0]
-    if any(f.shape[0] != n for f in features) or n == 0:
-        sizes = [f.shape[0] for f in features]
-        raise ValueError(f"features must share a non-zero number of rows N, got {sizes}")
-    width = sum(f.shape[1] for f in features)
-    if mlp.layers[0].weight.shape[0] != width:
-        raise ValueError(
-            f"mlp must take {width} inputs (the features joined), "
-            f"got one that takes {mlp.layers[0].weight.shape[0]}"
-        )
+    check_type("mlp", mlp, MLP, "mmlib.maths.layers.MLP")
+    arrays = isinstance(features, (list, tuple)) and all(_is_2d_float(f) for f in features)
+    if not (arrays and features):
+        raise TypeError(f"features must be a list of 2-D float arrays, got {_describe(features)}")
+    rows, width = [f.shape[0] for f in features], sum(f.shape[1] for f in features)
+    require(min(rows) == max(rows) > 0, "features", "arrays with the same N >= 1 rows", rows)
+    takes = mlp.layers[0].weight.shape[0]
+    require(takes == width, "mlp", f"an MLP with {width} inputs (the features joined)", takes)
     if not isinstance(targets, np.ndarray) or targets.dtype.kind not in "iu":
         raise TypeError(f"targets must be an integer array (N,), got {_describe(targets)}")
-    if targets.shape != (n,):
-        raise ValueError(f"targets must have shape ({n},) to match features, got {targets.shape}")
+    require(
+        targets.shape == (rows[0],), "targets", f"({rows[0]},) to match features", targets.shape
+    )
     check_float("lr", lr, low=0.0)
-    check_int("steps", steps, minimum=1)
-    check_int("batch_size", batch_size, minimum=1)
+    check_ints(minimum=1, steps=steps, batch_size=batch_size)
     check_int("seed", seed, minimum=0)
+
+
+def _is_2d_float(array: object) -> bool:
+    return isinstance(array, np.ndarray) and array.ndim == 2 and array.dtype.kind == "f"
 
 
 def sgd_fit(
@@ -107,8 +102,7 @@ def torch_twin(mlp: MLP, dtype: torch.dtype = torch.float64) -> nn.Sequential:
     ``(out, in)``). ``dtype`` is the twin's floating dtype; the default float64 matches the
     engine to rounding error. The twin is a copy: training one does not change the other.
     """
-    if not isinstance(mlp, MLP):
-        raise TypeError(f"mlp must be an mmlib.maths.autograd.MLP, got {describe(mlp)}")
+    check_type("mlp", mlp, MLP, "mmlib.maths.layers.MLP")
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating torch.dtype, got {describe(dtype)}")
     modules: list[nn.Module] = []
@@ -126,21 +120,13 @@ def torch_twin(mlp: MLP, dtype: torch.dtype = torch.float64) -> nn.Sequential:
 
 def _check_groups(groups: object) -> Mapping[str, nn.Module | Iterable[torch.Tensor]]:
     """``{name: nn.Module or list of tensors}``, non-empty, each group holding a parameter."""
-    if not isinstance(groups, Mapping) or not groups:
-        raise TypeError(
-            f"groups must be a non-empty dict of name -> nn.Module or list of parameters, "
-            f"got {describe(groups)}"
-        )
+    if not (isinstance(groups, Mapping) and groups and all(isinstance(k, str) for k in groups)):
+        raise TypeError(f"groups must be a non-empty dict of str -> module, got {describe(groups)}")
     for name, group in groups.items():
-        if not isinstance(name, str):
-            raise TypeError(f"groups must have str names, got {describe(name)}")
         params = _parameters(group) if isinstance(group, (nn.Module, list, tuple)) else None
         if params is None or not all(isinstance(p, torch.Tensor) for p in params):
-            raise TypeError(
-                f"groups[{name!r}] must be an nn.Module or a list of tensors, got {describe(group)}"
-            )
-        if not params:
-            raise ValueError(f"groups[{name!r}] must hold at least one parameter, got none")
+            raise TypeError(f"groups[{name!r}] must be a module or tensors, got {describe(group)}")
+        require(bool(params), f"groups[{name!r}]", "a group with at least one parameter", "none")
     return groups
 
 
@@ -155,7 +141,11 @@ def grad_norms(groups: Mapping[str, nn.Module | Iterable[torch.Tensor]]) -> dict
     ``{"text": model.text_module, "image": model.image_module}``. Parameters without a
     gradient (``grad is None``) count as zero.
     """
-    _check_groups(groups)
+    return _norms(_check_groups(groups))
+
+
+def _norms(groups: Mapping[str, nn.Module | Iterable[torch.Tensor]]) -> dict[str, float]:
+    """:func:`grad_norms` of groups already checked."""
     norms = {}
     for name, group in groups.items():
         grads = [p.grad for p in _parameters(group) if p.grad is not None]
@@ -180,16 +170,13 @@ class GradNormTracker:
         check_type("optimizer", optimizer, torch.optim.Optimizer, "torch.optim.Optimizer")
         self.groups = dict(_check_groups(groups))
         held = {id(p) for g in optimizer.param_groups for p in g["params"]}
-        for name, group in self.groups.items():
-            if not any(id(p) in held for p in _parameters(group)):
-                raise ValueError(
-                    f"groups[{name!r}] must hold parameters that optimizer updates, got none"
-                )
+        idle = [n for n, g in self.groups.items() if not any(id(p) in held for p in _parameters(g))]
+        require(not idle, f"groups{idle}", "parameters that optimizer updates", "none")
         self.norms: dict[str, list[float]] = {name: [] for name in self.groups}
         self._handle = optimizer.register_step_pre_hook(self._record)
 
     def _record(self, optimizer, args, kwargs) -> None:
-        for name, value in grad_norms(self.groups).items():
+        for name, value in _norms(self.groups).items():
             self.norms[name].append(value)
 
     def remove(self) -> None:

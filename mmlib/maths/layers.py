@@ -12,11 +12,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from mmlib.maths.autograd import Tensor, _describe
-from mmlib.validate import (
-    check_choice,
-    check_float,
-    check_int,
-)
+from mmlib.validate import check_choice, check_float, check_int, check_ints, check_type
 
 __all__ = ["Linear", "MLP", "sgd_step"]
 
@@ -29,10 +25,8 @@ class Linear:
     """
 
     def __init__(self, in_features: int, out_features: int, *, rng: np.random.Generator):
-        check_int("in_features", in_features, minimum=1)
-        check_int("out_features", out_features, minimum=1)
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator, got {_describe(rng)}")
+        check_ints(minimum=1, in_features=in_features, out_features=out_features)
+        check_type("rng", rng, np.random.Generator, "numpy.random.Generator")
         bound = 1.0 / np.sqrt(in_features)
         self.weight = Tensor(rng.uniform(-bound, bound, (in_features, out_features)))
         self.bias = Tensor(rng.uniform(-bound, bound, (out_features,)))
@@ -76,9 +70,15 @@ class MLP:
 
 def sgd_step(params: Iterable[Tensor], lr: float) -> None:
     """The article's update rule, in place: ``w <- w + Δw`` with ``Δw = -lr * dE/dw``."""
+    params, lr = _check_step(params, lr)  # a list of Tensor, a float >= 0
+    for p in params:
+        p.data -= lr * p.grad
+
+
+def _check_step(params: object, lr: object) -> tuple[list[Tensor], float]:
+    """Check :func:`sgd_step`'s arguments; return ``params`` as a list and ``lr`` as a float."""
     lr = check_float("lr", lr, low=0.0)
     params = list(params) if isinstance(params, Iterable) else params
     if not isinstance(params, list) or not all(isinstance(p, Tensor) for p in params):
         raise TypeError(f"params must be an iterable of Tensor, got {_describe(params)}")
-    for p in params:
-        p.data -= lr * p.grad
+    return params, lr

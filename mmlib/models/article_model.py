@@ -17,14 +17,28 @@ import torch
 from torch import nn
 
 from mmlib.validate import (
+    CheckedEmbedding,
     check_images,
     check_int,
+    check_ints,
     check_same_batch,
     check_tensor,
-    check_token_ids,
+    require,
 )
 
 __all__ = ["FusionModule", "ImageModule", "MultiModalModel", "TextModule"]
+
+
+def _check_text(tokens: object, lengths: object) -> None:
+    """Check :class:`TextModule`'s input: ids ``(B, T)`` (only their dtype: the embedding
+    reports ids out of range) and ``lengths (B,)`` in ``[1, T]`` (B numbers, which the
+    packing copies to the CPU anyway)."""
+    check_tensor("tokens", tokens, ndim=2, dtype="integer")
+    if lengths is not None:
+        check_tensor("lengths", lengths, ndim=1, dtype="integer")
+        check_same_batch(tokens=tokens, lengths=lengths)
+        low, high, T = int(lengths.min()), int(lengths.max()), tokens.shape[1]  # B numbers
+        require(1 <= low and high <= T, "lengths", f"in [1, T = {T}]", f"{low} to {high}")
 
 
 class TextModule(nn.Module):
@@ -37,24 +51,16 @@ class TextModule(nn.Module):
     def __init__(self, vocab_size: int = 10_000, embed_dim: int = 256, hidden_dim: int = 512):
         super().__init__()
         self.vocab_size = check_int("vocab_size", vocab_size, minimum=2)
-        check_int("embed_dim", embed_dim, minimum=1)
-        check_int("hidden_dim", hidden_dim, minimum=1)
-        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        check_ints(minimum=1, embed_dim=embed_dim, hidden_dim=hidden_dim)
+        self.embedding = CheckedEmbedding(vocab_size, embed_dim, argument="tokens", padding_idx=0)
         self.rnn = nn.GRU(embed_dim, hidden_dim, batch_first=True)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        check_token_ids("tokens", tokens, self.vocab_size)
+        _check_text(tokens, lengths)
         x = self.embedding(tokens)  # (B, T, E)
         if lengths is None:
             _, h_n = self.rnn(x)  # h_n: (layers, B, H) whatever batch_first says
             return h_n[-1]  # (B, H)
-        check_tensor("lengths", lengths, ndim=1, dtype="integer")
-        check_same_batch(tokens=tokens, lengths=lengths)
-        if int(lengths.min()) < 1 or int(lengths.max()) > tokens.shape[1]:
-            raise ValueError(
-                f"lengths must be in [1, {tokens.shape[1]}] (the sequence length), "
-                f"got values from {int(lengths.min())} to {int(lengths.max())}"
-            )
         packed = nn.utils.rnn.pack_padded_sequence(
             x,
             lengths.cpu(),
@@ -74,8 +80,7 @@ class ImageModule(nn.Module):
         super().__init__()
         self.in_channels = check_int("in_channels", in_channels, minimum=1)
         self.image_size = check_int("image_size", image_size, minimum=1)
-        check_int("channels", channels, minimum=1)
-        check_int("out_dim", out_dim, minimum=1)
+        check_ints(minimum=1, channels=channels, out_dim=out_dim)
         self.conv = nn.Conv2d(in_channels, channels, kernel_size=3, stride=1, padding=1)
         self.fc = nn.Linear(channels * image_size * image_size, out_dim)
 
@@ -97,9 +102,8 @@ class FusionModule(nn.Module):
 
     def __init__(self, text_dim: int = 512, image_dim: int = 512, out_dim: int = 512):
         super().__init__()
-        self.text_dim = check_int("text_dim", text_dim, minimum=1)
-        self.image_dim = check_int("image_dim", image_dim, minimum=1)
-        check_int("out_dim", out_dim, minimum=1)
+        check_ints(minimum=1, text_dim=text_dim, image_dim=image_dim, out_dim=out_dim)
+        self.text_dim, self.image_dim = text_dim, image_dim
         self.fc = nn.Linear(text_dim + image_dim, out_dim)
 
     def forward(self, text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
@@ -135,9 +139,8 @@ class MultiModalModel(nn.Module):
         self, text: torch.Tensor, image: torch.Tensor, lengths: torch.Tensor | None = None
     ) -> torch.Tensor:
         """The unified representation ``(B, 512)``: what the head, if there is one, reads."""
-        check_tensor("text", text, ndim=2)
-        check_tensor("image", image, ndim=4)
-        check_same_batch(text=text, image=image)
+        check_tensor("text", text, ndim=2)  # the modules name them tokens and images
+        check_tensor("image", image, ndim=4)  # (and the fusion checks the batch sizes)
         return self.fusion_module(self.text_module(text, lengths), self.image_module(image))
 
     def forward(

@@ -19,8 +19,10 @@ from mmlib.validate import (
     check_float,
     check_images,
     check_same_batch,
+    check_strings,
     check_tensor,
     check_type,
+    require,
 )
 
 __all__ = ["DualEncoder", "MAX_LOGIT_SCALE", "caption_ids", "clip_loss", "pair_similarity"]
@@ -59,15 +61,14 @@ class DualEncoder(nn.Module):
     def forward(
         self, images: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor | None = None
     ) -> torch.Tensor:
-        check_same_batch(images=images, tokens=tokens)
         image_emb, text_emb = self.encode_images(images), self.encode_texts(tokens, lengths)
+        check_same_batch(images=images, tokens=tokens)  # the encoders check each one's form
         return self.scale() * image_emb @ text_emb.T  # (B_images, B_texts)
 
 
 def caption_ids(captions: Sequence[str]) -> torch.Tensor:
     """Integer id per caption, equal ids for identical captions: ``(B,)`` int64."""
-    if isinstance(captions, str) or not all(isinstance(c, str) for c in captions):
-        raise TypeError(f"captions must be a sequence of str, got {type(captions).__name__}")
+    check_strings("captions", captions)
     index: dict[str, int] = {}
     return torch.tensor([index.setdefault(c, len(index)) for c in captions], dtype=torch.long)
 
@@ -80,8 +81,7 @@ def clip_loss(logits: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Te
     of each row is spread evenly over them, so a duplicate caption is never a false negative.
     """
     check_tensor("logits", logits, ndim=2, dtype="float")
-    if logits.shape[0] != logits.shape[1]:
-        raise ValueError(f"logits must be square (B, B), got shape {tuple(logits.shape)}")
+    require(logits.shape[0] == logits.shape[1], "logits", "square (B, B)", logits)
     if ids is None:
         targets = torch.eye(len(logits), device=logits.device)
     else:
@@ -95,9 +95,8 @@ def clip_loss(logits: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Te
 
 def _check_pairs(model: object, images: object, tokens: object) -> None:
     check_type("model", model, DualEncoder)
-    check_images("images", images, finite=True)
-    check_tensor("tokens", tokens, ndim=2)
-    check_same_batch(images=images, tokens=tokens)
+    check_images("images", images, finite=True)  # an evaluation: it sees each pair once
+    check_same_batch(images=images, tokens=check_tensor("tokens", tokens, ndim=2))
 
 
 @torch.no_grad()

@@ -16,13 +16,7 @@ import torch
 from torch import nn
 
 from mmlib.encoders import ImageEncoder, TextEncoder
-from mmlib.validate import (
-    check_images,
-    check_int,
-    check_same_batch,
-    check_tensor,
-    check_token_ids,
-)
+from mmlib.validate import check_images, check_ints, check_same_batch, check_tensor, require
 
 __all__ = ["CrossAttentionClassifier", "token_mask"]
 
@@ -32,17 +26,12 @@ def token_mask(lengths: torch.Tensor | None, num_tokens: int, batch: int) -> tor
 
     ``lengths``: ``(B,) integer`` in ``[1, num_tokens]``, or None.
     """
-    check_int("num_tokens", num_tokens, minimum=1)
-    check_int("batch", batch, minimum=1)
+    check_ints(minimum=1, num_tokens=num_tokens, batch=batch)
     if lengths is None:
         return torch.ones(batch, num_tokens, dtype=torch.bool)
     check_tensor("lengths", lengths, shape=(batch,), dtype="integer")
-    low, high = int(lengths.min()), int(lengths.max())
-    if low < 1 or high > num_tokens:
-        raise ValueError(
-            f"lengths must be in [1, {num_tokens}] (the sequence length), got values from "
-            f"{low} to {high}"
-        )
+    low, high = int(lengths.min()), int(lengths.max())  # B numbers; a bad one would go unnoticed
+    require(low >= 1 and high <= num_tokens, "lengths", f"in [1, {num_tokens}]", f"{low}..{high}")
     return torch.arange(num_tokens, device=lengths.device).view(1, -1) < lengths.view(-1, 1)
 
 
@@ -71,14 +60,10 @@ class CrossAttentionClassifier(nn.Module):
         hidden: int = 64,
     ):
         super().__init__()
-        check_int("vocab_size", vocab_size, minimum=2)
-        self.num_classes = check_int("num_classes", num_classes, minimum=2)
-        check_int("dim", dim, minimum=1)
-        check_int("width", width, minimum=1)
-        check_int("heads", heads, minimum=1)
-        check_int("hidden", hidden, minimum=1)
-        if dim % heads:
-            raise ValueError(f"dim must be a multiple of heads ({heads}), got {dim}")
+        check_ints(minimum=2, vocab_size=vocab_size, num_classes=num_classes)
+        check_ints(minimum=1, dim=dim, width=width, heads=heads, hidden=hidden)
+        require(dim % heads == 0, "dim", f"a multiple of heads ({heads})", dim)
+        self.num_classes = num_classes
         self.text_encoder = TextEncoder(vocab_size, dim=dim, embed_dim=dim, hidden_dim=dim)
         self.image_encoder = ImageEncoder(dim=dim, width=width)
         # per patch (4w -> dim) instead of the whole flattened grid: the 16 patches stay apart
@@ -93,9 +78,8 @@ class CrossAttentionClassifier(nn.Module):
 
     def _inputs(self, images, tokens, lengths):
         """Checked inputs -> patches ``(B, 16, dim)``, word embeddings ``(B, T, dim)``, last."""
-        check_images("images", images)
-        check_token_ids("tokens", tokens, self.text_encoder.vocab_size)
-        batch = check_same_batch(images=images, tokens=tokens)
+        check_tensor("tokens", tokens, ndim=2, dtype="integer")  # ids: the embedding checks them
+        batch = check_same_batch(images=check_images("images", images), tokens=tokens)
         mask = token_mask(lengths, tokens.shape[1], batch).to(tokens.device)  # (B, T)
         patches = self.image_encoder.proj(self.image_encoder.patches(images)) + self.position
         return patches, self.text_encoder.embedding(tokens), mask.sum(1) - 1

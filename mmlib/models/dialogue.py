@@ -31,10 +31,11 @@ from mmlib.validate import (
     check_float,
     check_images,
     check_int,
+    check_ints,
     check_strings,
     check_tensor,
     check_type,
-    describe,
+    require,
 )
 
 __all__ = ["PREFIX_DIM", "PREFIX_PARTS", "VisualDialogueModel", "set_reading"]
@@ -70,13 +71,10 @@ def _check_reading(prefix, places, attribute, values) -> None:
     """Check :func:`set_reading`'s arguments."""
     check_tensor("prefix", prefix, dtype="float", shape=(None, len(POSITIONS), PREFIX_DIM))
     check_choice("attribute", attribute, ("shape", "colour", "size"))
-    check_tensor("places", places, dtype="integer", shape=(len(prefix),))
-    check_tensor("values", values, dtype="integer", shape=(len(prefix),))
     classes = len(ATTRIBUTES[attribute])
-    if len(places) and not (0 <= int(places.min()) and int(places.max()) < len(POSITIONS)):
-        raise ValueError(f"places must lie in [0, {len(POSITIONS) - 1}], got {places.tolist()}")
-    if len(values) and not (0 <= int(values.min()) and int(values.max()) < classes):
-        raise ValueError(f"values must lie in [0, {classes - 1}], got {values.tolist()}")
+    for name, x, n in ("places", places, len(POSITIONS)), ("values", values, classes):
+        check_tensor(name, x, dtype="integer", shape=(len(prefix),))
+        require(0 <= int(x.min()) and int(x.max()) < n, name, f"in [0, {n - 1}]", x.tolist())
 
 
 def set_reading(
@@ -131,8 +129,7 @@ class VisualDialogueModel(nn.Module):
         init_std: float | None = None,
     ):
         super().__init__()
-        check_int("width", width, minimum=1)
-        check_int("n_embd", n_embd, minimum=1)
+        check_ints(minimum=1, width=width, n_embd=n_embd)
         if init_std is None:  # fan-in scaling: unit-size inputs give unit-size outputs
             init_std = 1 / math.sqrt(n_embd)
         check_int("max_tokens", max_tokens, minimum=2)
@@ -193,11 +190,6 @@ class VisualDialogueModel(nn.Module):
         ``targets (B, T)`` (``-100`` ignored) are given, the mean cross-entropy of the answer
         tokens. In the language stage the encoder does not change, so its readings can be
         computed once with :meth:`image_prefix` and passed to ``self.gpt`` directly."""
-        check_tensor("idx", idx, dtype="integer")
-        if idx.ndim != 2 or idx.shape[0] != len(images):
-            raise ValueError(
-                f"idx must have shape (B, T) with B = {len(images)} images, got {describe(idx)}"
-            )
         return self.gpt(idx, self.image_prefix(images), targets)  # prefix (B, 4, PREFIX_DIM)
 
     @torch.no_grad()
@@ -248,35 +240,21 @@ class VisualDialogueModel(nn.Module):
                 source: str) -> list[str]:  # fmt: skip
         questions = check_strings("questions", questions)
         check_type("tokenizer", tokenizer, Tokenizer)
-        if tokenizer.vocab_size != self.gpt.config.vocab_size:
-            raise ValueError(
-                f"tokenizer must have the model's vocab_size {self.gpt.config.vocab_size}, "
-                f"got {tokenizer.vocab_size}"
-            )
-        check_int("max_new_tokens", max_new_tokens, minimum=1)
-        if temperature is not None:
-            check_float("temperature", temperature, low=1e-3)
-        check_int("seed", seed, minimum=0)
-        if history is None:
-            history = [[] for _ in questions]
-        if isinstance(history, str) or not isinstance(history, Sequence):
-            raise TypeError(f"history must be a list of dialogues or None, got {describe(history)}")
+        vocab = self.gpt.config.vocab_size
+        require(len(tokenizer) == vocab, "tokenizer", f"of vocab_size {vocab}", len(tokenizer))
+        check_ints(minimum=0, max_new_tokens=max_new_tokens, seed=seed)  # generate wants >= 1
+        check_float("temperature", 1.0 if temperature is None else temperature, low=1e-3)
+        history = [[] for _ in questions] if history is None else history
+        check_type("history", history, Sequence, "list of dialogues or None")
         history = [check_dialogue(f"history[{k}]", h) for k, h in enumerate(history)]
-        if not len(prefix) == len(questions) == len(history):
-            raise ValueError(
-                f"{source}, questions and history must have the same length, got "
-                f"{len(prefix)}, {len(questions)} and {len(history)}"
-            )
+        sizes = (len(prefix), len(questions), len(history))
+        require(len(set(sizes)) == 1, f"{source}, questions and history", "one length", sizes)
         prompts = [
             dialogue_ids(tokenizer, h)[0] + tokenizer.encode(q) + [tokenizer.bos_id]
             for q, h in zip(questions, history, strict=True)
         ]
-        longest = max(len(p) for p in prompts) + max_new_tokens - 1
-        if longest > self.max_tokens:
-            raise ValueError(
-                f"max_new_tokens must leave the prompt room: prompt + max_new_tokens - 1 must be "
-                f"<= max_tokens {self.max_tokens}, got {longest}"
-            )
+        room = self.max_tokens + 1 - max(len(p) for p in prompts)  # room left for new tokens
+        require(max_new_tokens <= room, "max_new_tokens", f"<= {room} here", max_new_tokens)
         allowed = torch.ones(tokenizer.vocab_size, dtype=torch.bool)
         allowed[[tokenizer.pad_id, tokenizer.bos_id, tokenizer.unk_id]] = False
         generator = torch.Generator().manual_seed(seed)

@@ -26,7 +26,7 @@ from mmlib.encoders import ImageEncoder, TextEncoder
 from mmlib.validate import (
     check_choice,
     check_images,
-    check_int,
+    check_ints,
     check_same_batch,
     check_tensor,
     describe,
@@ -61,12 +61,9 @@ class FusionClassifier(nn.Module):
     ):
         super().__init__()
         self.mode = check_choice("mode", mode, MODES)
-        check_int("vocab_size", vocab_size, minimum=2)
-        self.num_classes = check_int("num_classes", num_classes, minimum=2)
-        check_int("dim", dim, minimum=1)
-        check_int("width", width, minimum=1)
-        check_int("hidden", hidden, minimum=1)
-        check_int("text_channels", text_channels, minimum=1)
+        check_ints(minimum=2, vocab_size=vocab_size, num_classes=num_classes)
+        check_ints(minimum=1, dim=dim, width=width, hidden=hidden, text_channels=text_channels)
+        self.num_classes = num_classes
         text_dim = text_channels if mode == "early" else dim
         self.text_encoder = TextEncoder(vocab_size, dim=text_dim) if mode != "image" else None
         self.image_encoder = ImageEncoder(dim=dim, width=width) if mode != "text" else None
@@ -84,15 +81,12 @@ class FusionClassifier(nn.Module):
         lengths: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The vector the head reads: ``(B, dim)``, or ``(B, 2 * dim)`` in late fusion."""
-        if self.mode != "text":
-            check_images("images", images)
+        _check_pair(self.mode, images, tokens)
         if self.mode == "image":
             return self.image_encoder(images)  # (B, dim)
-        check_tensor("tokens", tokens)
         text = self.text_encoder(tokens, lengths)  # (B, dim) or (B, text_channels)
         if self.mode == "text":
             return text
-        check_same_batch(images=images, tokens=tokens)
         if self.mode == "late":
             return torch.cat([text, self.image_encoder(images)], dim=1)  # (B, 2 * dim)
         b, _, h, w = images.shape
@@ -109,6 +103,13 @@ class FusionClassifier(nn.Module):
         return self.head(self.fused_features(images, tokens, lengths))  # (B, num_classes)
 
 
+def _check_pair(mode: str, images: object, tokens: object) -> None:
+    """Fusion reads both inputs, which must share their batch size; the encoders check the rest."""
+    if mode in ("early", "late"):
+        check_images("images", images)
+        check_same_batch(images=images, tokens=check_tensor("tokens", tokens))
+
+
 def classification_loss(model: nn.Module, batch: object) -> torch.Tensor:
     """The loss that :func:`mmlib.training.loop.train` needs for a (image, caption) classifier.
 
@@ -116,9 +117,7 @@ def classification_loss(model: nn.Module, batch: object) -> torch.Tensor:
     the mean cross-entropy of ``model(images, tokens, lengths)`` ``(B, C)`` against ``labels``.
     """
     if not isinstance(batch, (tuple, list)) or len(batch) != 4:
-        raise TypeError(
-            f"batch must be a tuple (images, tokens, lengths, labels), got {describe(batch)}"
-        )
+        raise TypeError(f"batch must be (images, tokens, lengths, labels), got {describe(batch)}")
     images, tokens, lengths, labels = batch
     check_tensor("labels", labels, ndim=1, dtype="integer")
     return F.cross_entropy(model(images, tokens, lengths), labels)

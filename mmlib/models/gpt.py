@@ -18,11 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmlib.validate import (
+    CheckedEmbedding,
     check_float,
     check_int,
     check_same_batch,
     check_tensor,
-    check_token_ids,
+    check_type,
+    require,
 )
 
 __all__ = ["GPT", "GPTConfig"]
@@ -49,11 +51,7 @@ class GPTConfig:
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             check_int(name, getattr(self, name), minimum=1)
-        if self.n_embd % self.n_head:
-            raise ValueError(
-                f"n_embd must be divisible by n_head, got n_embd={self.n_embd}, "
-                f"n_head={self.n_head}"
-            )
+        require(self.n_embd % self.n_head == 0, "n_embd", "divisible by n_head", self.n_embd)
         if self.prefix_dim is not None:
             check_int("prefix_dim", self.prefix_dim, minimum=1)
         check_float("dropout", self.dropout, low=0.0, high=1.0)
@@ -105,10 +103,8 @@ class GPT(nn.Module):
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        if not isinstance(config, GPTConfig):
-            raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
-        self.config = config
-        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.config = check_type("config", config, GPTConfig)
+        self.wte = CheckedEmbedding(config.vocab_size, config.n_embd, argument="idx")
         self.wpe = nn.Embedding(config.block_size, config.n_embd)
         self.prefix_proj = (
             nn.Linear(config.prefix_dim, config.n_embd) if config.prefix_dim is not None else None
@@ -125,16 +121,18 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def _check_prefix(self, idx: torch.Tensor, prefix: torch.Tensor | None) -> int:
-        if prefix is None:
-            if self.prefix_proj is not None:
-                raise ValueError("prefix must be given: this GPT was built with prefix_dim")
-            return 0
-        if self.prefix_proj is None:
-            raise ValueError("prefix must be None: this GPT was built without prefix_dim")
-        check_tensor("prefix", prefix, dtype="float", shape=(None, None, self.config.prefix_dim))
-        check_same_batch(idx=idx, prefix=prefix)
-        return prefix.shape[1]
+    def _check_input(self, idx: torch.Tensor, prefix: torch.Tensor | None) -> int:
+        """Check ``forward``'s input, cheaply (``wte`` reports ids out of range); return P."""
+        check_tensor("idx", idx, ndim=2, dtype="integer")
+        dim = self.config.prefix_dim
+        require((prefix is None) == (dim is None), "prefix", "given iff prefix_dim is set", prefix)
+        if prefix is not None:
+            check_tensor("prefix", prefix, dtype="float", shape=(None, None, dim))
+            check_same_batch(idx=idx, prefix=prefix)
+        P = 0 if prefix is None else prefix.shape[1]
+        room = self.config.block_size - P
+        require(idx.shape[1] <= room, "idx", f"at most block_size - P = {room} tokens long", idx)
+        return P
 
     def forward(
         self,
@@ -144,18 +142,11 @@ class GPT(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits ``(B, T, vocab_size)`` for the token positions, and the mean cross-entropy
         against ``targets (B, T)`` (entries ``-100`` are ignored) when targets are given."""
-        check_token_ids("idx", idx, self.config.vocab_size)
-        P = self._check_prefix(idx, prefix)
-        T = idx.shape[1]
-        if P + T > self.config.block_size:
-            raise ValueError(
-                f"idx is too long: prefix {P} + tokens {T} must be <= block_size "
-                f"{self.config.block_size}"
-            )
+        P = self._check_input(idx, prefix)
         x = self.wte(idx)  # (B, T, C)
         if prefix is not None:
             x = torch.cat([self.prefix_proj(prefix), x], dim=1)  # (B, P + T, C)
-        x = x + self.wpe(torch.arange(P + T, device=idx.device))
+        x = x + self.wpe(torch.arange(x.shape[1], device=idx.device))  # P + T positions
         for block in self.blocks:
             x = block(x)
         logits = self.lm_head(self.ln_f(x[:, P:]))  # (B, T, V)
@@ -185,6 +176,8 @@ class GPT(nn.Module):
         """
         check_int("max_new_tokens", max_new_tokens, minimum=1)
         check_float("temperature", temperature, low=1e-6)
+        if top_k is not None:
+            check_int("top_k", top_k, minimum=1)
         if allowed is not None:
             check_tensor("allowed", allowed, shape=(self.config.vocab_size,), dtype=torch.bool)
         for _ in range(max_new_tokens):

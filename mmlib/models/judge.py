@@ -25,34 +25,32 @@ from mmlib.validate import (
     check_float,
     check_images,
     check_int,
+    check_ints,
     check_same_batch,
     check_tensor,
     describe,
+    require,
 )
 
 __all__ = ["AttributeJudge", "attribute_accuracy", "object_colour"]
 
 
 def _check_attributes(attributes: object) -> tuple[str, ...]:
-    if isinstance(attributes, str) or not isinstance(attributes, (tuple, list)) or not attributes:
-        raise TypeError(
-            f"attributes must be a non-empty tuple of attribute names, got {describe(attributes)}"
-        )
+    if not isinstance(attributes, (tuple, list)) or not attributes:
+        raise TypeError(f"attributes must be a non-empty tuple, got {describe(attributes)}")
     for name in attributes:
         check_choice("attributes", name, ATTRIBUTES)
-    if len(set(attributes)) != len(attributes):
-        raise ValueError(f"attributes must not repeat a name, got {attributes!r}")
+    require(len(set(attributes)) == len(attributes), "attributes", "without repeats", attributes)
     return tuple(attributes)
 
 
 def _check_targets(name: str, targets: object, attributes: tuple[str, ...]) -> torch.Tensor:
+    """Check indices ``(B, len(attributes))``, each below its attribute's number of values
+    (a scan: for evaluation, which sees the data once; ``loss`` leaves it to cross_entropy)."""
     check_tensor(name, targets, ndim=2, dtype="integer", shape=(None, len(attributes)))
-    sizes = torch.tensor([len(ATTRIBUTES[a]) for a in attributes], device=targets.device)
-    if bool(((targets < 0) | (targets >= sizes)).any()):
-        raise ValueError(
-            f"{name} must hold one index per attribute {list(attributes)} in each row, "
-            f"below {sizes.tolist()}, got values out of range"
-        )
+    sizes = [len(ATTRIBUTES[a]) for a in attributes]
+    ok = bool(((targets >= 0) & (targets < targets.new_tensor(sizes))).all())
+    require(ok, name, f"indices below {sizes} ({', '.join(attributes)})", "values out of range")
     return targets
 
 
@@ -75,10 +73,8 @@ class AttributeJudge(nn.Module):
         super().__init__()
         self.attributes = _check_attributes(attributes)
         self.image_size = check_int("image_size", image_size, minimum=4)
-        if image_size % 4:
-            raise ValueError(f"image_size must be a multiple of 4, got {image_size}")
-        check_int("width", width, minimum=1)
-        check_int("hidden", hidden, minimum=1)
+        require(image_size % 4 == 0, "image_size", "a multiple of 4", image_size)
+        check_ints(minimum=1, width=width, hidden=hidden)
         cells = (image_size // 4) ** 2
         self.features = nn.Sequential(
             nn.Conv2d(3, width, 4, stride=4),  # (B, width, S/4, S/4): a vector per 4x4 patch
@@ -103,13 +99,16 @@ class AttributeJudge(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Sum of the per-attribute cross-entropies for ``targets (B, len(attributes))``; also
         returns each head's loss as a float."""
-        _check_targets("targets", targets, self.attributes)
+        check_tensor("targets", targets, dtype="integer", shape=(None, len(self.attributes)))
+        logits = self(images)  # checks images
         check_same_batch(images=images, targets=targets)
-        logits = self(images)
-        parts = {
-            name: F.cross_entropy(logits[name], targets[:, k].to(logits[name].device))
-            for k, name in enumerate(self.attributes)
-        }
+        try:  # an index out of range: cross_entropy's IndexError, named (no scan per step)
+            parts = {
+                name: F.cross_entropy(logits[name], targets[:, k].to(logits[name].device))
+                for k, name in enumerate(self.attributes)
+            }
+        except IndexError:
+            raise ValueError(f"targets must hold indices in range for {self.attributes}") from None
         return sum(parts.values()), {name: float(v.detach()) for name, v in parts.items()}
 
     @torch.no_grad()
@@ -137,20 +136,13 @@ class AttributeJudge(nn.Module):
         (:meth:`colour_distance`) that a share ``keep`` of the real images, ``0 < keep <= 1``,
         stay within. Needs ``"colour"`` among the judge's attributes.
         """
-        if "colour" not in self.attributes:
-            raise ValueError(
-                f"the judge must read colour to abstain on colours, its attributes are "
-                f"{list(self.attributes)}"
-            )
-        check_float("keep", keep)
-        if not 0.0 < keep <= 1.0:
-            raise ValueError(f"keep must be in (0, 1], got {keep!r}")
+        require("colour" in self.attributes, "attributes", "a tuple with 'colour'", self.attributes)
+        require(0.0 < check_float("keep", keep) <= 1.0, "keep", "in (0, 1]", keep)
         read = self.predict(images)[:, self.attributes.index("colour")].cpu()  # checks images
         colours = object_colour(images).cpu()  # (B, 3)
         counts = torch.bincount(read, minlength=len(ATTRIBUTES["colour"]))
-        if bool((counts == 0).any()):
-            missing = [ATTRIBUTES["colour"][k] for k in (counts == 0).nonzero().flatten()]
-            raise ValueError(f"images must show every colour; the judge reads none as {missing}")
+        missing = [ATTRIBUTES["colour"][k] for k in (counts == 0).nonzero().flatten()]
+        require(not missing, "images", "of every colour", f"none read as {missing}")
         centres = torch.zeros(len(counts), 3).index_add_(0, read, colours) / counts.view(-1, 1)
         self.centres = centres
         distance = (colours - centres[read]).norm(dim=1).double()
@@ -162,9 +154,7 @@ class AttributeJudge(nn.Module):
         """``(B,) bool``: True where the object's colour lies farther from the colour the judge
         reads than ``threshold``, i.e. a colour unlike any real scene's (pink read as
         purple). Call :meth:`calibrate` first."""
-        if self.threshold is None:
-            raise RuntimeError("the judge is not calibrated: call judge.calibrate(real_images)")
-        return self.colour_distance(images) > self.threshold
+        return self.colour_distance(images) > self.threshold  # checks that it is calibrated
 
 
 @torch.no_grad()
@@ -172,10 +162,8 @@ def object_colour(images: torch.Tensor, core: float = 0.8) -> torch.Tensor:
     """``(B, 3)``: the mean colour of each image's object, over its *core* pixels, those whose
     brightest channel reaches ``core`` (``0 < core <= 1``) times the image's brightest value.
     The background is black, so the core is the object without its blurred rim."""
-    check_images("images", images, size=None, finite=True)
-    check_float("core", core)
-    if not 0.0 < core <= 1.0:
-        raise ValueError(f"core must be in (0, 1], got {core!r}")
+    check_images("images", images, size=None, finite=True)  # not per step: a scan is fine
+    require(0.0 < check_float("core", core) <= 1.0, "core", "in (0, 1]", core)
     brightness = images.amax(dim=1)  # (B, S, S)
     peak = brightness.flatten(1).amax(dim=1).view(-1, 1, 1)
     mask = (brightness >= core * peak).unsqueeze(1).to(images.dtype)  # (B, 1, S, S)
@@ -191,11 +179,7 @@ def attribute_accuracy(
     attributes = _check_attributes(attributes)
     _check_targets("predicted", predicted, attributes)
     _check_targets("targets", targets, attributes)
-    if predicted.shape != targets.shape:
-        raise ValueError(
-            f"predicted and targets must have the same shape, got {tuple(predicted.shape)} "
-            f"and {tuple(targets.shape)}"
-        )
+    check_same_batch(predicted=predicted, targets=targets)
     right = predicted.cpu() == targets.cpu()  # (B, A)
     scores = {name: right[:, k].float().mean().item() for k, name in enumerate(attributes)}
     scores["all"] = right.all(dim=1).float().mean().item()

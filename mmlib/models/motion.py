@@ -14,7 +14,7 @@ from torch import nn
 
 from mmlib.data.clips import DIRECTIONS
 from mmlib.encoders import ImageEncoder
-from mmlib.validate import check_choice, check_int, check_tensor, describe
+from mmlib.validate import check_choice, check_int, check_tensor, require
 
 __all__ = ["VideoClassifier"]
 
@@ -38,8 +38,7 @@ class VideoClassifier(nn.Module):
         self, num_classes: int = len(DIRECTIONS), dim: int = 64, width: int = 8, temporal="gru"
     ):
         super().__init__()
-        check_int("num_classes", num_classes, minimum=2)
-        check_int("dim", dim, minimum=1)
+        check_int("num_classes", num_classes, minimum=2)  # the encoder checks dim and width
         self.temporal = check_choice("temporal", temporal, ("mean", "gru", "difference"))
         self.frame_encoder = ImageEncoder(dim=dim, width=width)
         self.rnn = nn.GRU(dim, dim, batch_first=True) if temporal == "gru" else None
@@ -47,15 +46,10 @@ class VideoClassifier(nn.Module):
 
     def forward(self, videos: torch.Tensor) -> torch.Tensor:
         size = self.frame_encoder.image_size
-        check_tensor("videos", videos, ndim=5, dtype="float")
-        check_tensor("videos", videos, shape=(None, None, 3, size, size))
+        check_tensor("videos", videos, shape=(None, None, 3, size, size), dtype="float")
         batch, frames = videos.shape[:2]
         if self.temporal == "difference":
-            if frames < 2:
-                raise ValueError(
-                    f"videos must have at least 2 frames for temporal='difference', "
-                    f"got {describe(videos)}"
-                )
+            require(frames >= 2, "videos", "2 frames or more for temporal='difference'", videos)
             videos = videos[:, 1:] - videos[:, :-1]  # (B, F - 1, 3, H, W)
             frames -= 1
         features = self.frame_encoder(videos.flatten(0, 1)).view(batch, frames, -1)  # (B, F, dim)

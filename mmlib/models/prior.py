@@ -31,10 +31,12 @@ from mmlib.modes import evaluating
 from mmlib.validate import (
     check_float,
     check_int,
+    check_ints,
+    check_strings,
     check_tensor,
     check_token_ids,
     check_type,
-    describe,
+    require,
 )
 
 __all__ = ["ImagePrior", "centre_pad", "clip_rerank", "generate_images"]
@@ -45,27 +47,17 @@ def centre_pad(images: torch.Tensor, size: int = IMAGE_SIZE) -> torch.Tensor:
     ``(..., 3, size, size)``, the inverse of the crop in :func:`~mmlib.data.scenes.centre_objects`
     (for models such as :class:`mmlib.models.contrastive.DualEncoder` that take 32x32 images)."""
     check_tensor("images", images, dtype="float")
-    if images.ndim < 3 or images.shape[-3] != 3 or images.shape[-1] != images.shape[-2]:
-        raise ValueError(f"images must have shape (..., 3, S, S), got {describe(images)}")
-    check_int("size", size, minimum=1)
-    extra = size - images.shape[-1]
-    if extra < 0 or extra % 2:
-        raise ValueError(
-            f"size must be at least the image size {images.shape[-1]} and differ from it by an "
-            f"even number, got {size}"
-        )
+    square = images.ndim >= 3 and images.shape[-3] == 3 and images.shape[-1] == images.shape[-2]
+    require(square, "images", "of shape (..., 3, S, S)", images)
+    extra = check_int("size", size, minimum=1) - images.shape[-1]
+    require(extra >= 0 and extra % 2 == 0, "size", f"{images.shape[-1]} + an even number", size)
     return F.pad(images, (extra // 2,) * 4)
 
 
 def _check_captions(captions: object) -> list[str]:
-    if isinstance(captions, str) or not isinstance(captions, Sequence):
-        raise TypeError(f"captions must be a list of str, got {describe(captions)}")
-    if not captions:
-        raise ValueError("captions must not be empty, got []")
-    for caption in captions:
-        if not isinstance(caption, str):
-            raise TypeError(f"captions must hold only str, got {describe(caption)}")
-    return list(captions)
+    captions = check_strings("captions", captions)
+    require(len(captions) > 0, "captions", "a non-empty list", captions)
+    return captions
 
 
 class ImagePrior(nn.Module):
@@ -90,8 +82,8 @@ class ImagePrior(nn.Module):
         check_type("tokenizer", tokenizer, Tokenizer, "mmlib Tokenizer")
         self.tokenizer = tokenizer
         self.num_codes = check_int("num_codes", num_codes, minimum=2)
-        self.grid = check_int("grid", grid, minimum=1)
-        self.text_len = check_int("text_len", text_len, minimum=1)
+        check_ints(minimum=1, grid=grid, text_len=text_len)
+        self.grid, self.text_len = grid, text_len
         self.text_weight = check_float("text_weight", text_weight, low=0.0, high=1.0)
         self.text_vocab = tokenizer.vocab_size
         self.image_len = grid * grid
@@ -104,6 +96,7 @@ class ImagePrior(nn.Module):
                 n_embd=n_embd,
             )
         )
+        self.gpt.wte.argument = "sequences"  # the ids it embeds are those of logits' sequences
 
     @property
     def vocab_size(self) -> int:
@@ -118,14 +111,11 @@ class ImagePrior(nn.Module):
         return is_image.view(1, -1) == image_position.view(-1, 1)
 
     def _check_sequences(self, sequences: object) -> int:
-        """Check token sequences of 2 to ``L + M`` ids each; return their length."""
-        check_token_ids("sequences", sequences, self.vocab_size)
-        T = sequences.shape[1]
-        if not 2 <= T <= self.text_len + self.image_len:
-            raise ValueError(
-                f"sequences must have 2 to {self.text_len + self.image_len} (text_len + grid * "
-                f"grid) tokens per row, got {tuple(sequences.shape)}"
-            )
+        """Check token sequences of 2 to ``L + M`` ids each (dtype and shape only: the GPT's
+        embedding reports ids out of range); return their length."""
+        T = check_tensor("sequences", sequences, ndim=2, dtype="integer").shape[1]
+        most = self.text_len + self.image_len
+        require(2 <= T <= most, "sequences", f"2 to L + M = {most} ids long", sequences)
         return T
 
     def logits(self, sequences: torch.Tensor) -> torch.Tensor:
@@ -140,12 +130,8 @@ class ImagePrior(nn.Module):
         """Captions -> word ids ``(B, L) int64``, padded with ``<pad>`` to ``text_len``."""
         captions = _check_captions(captions)
         ids, lengths = self.tokenizer.encode_batch(captions)
-        if int(lengths.max()) > self.text_len:
-            longest = captions[int(lengths.argmax())]
-            raise ValueError(
-                f"captions must have at most text_len={self.text_len} tokens, got "
-                f"{int(lengths.max())} in {longest!r}"
-            )
+        most, longest = int(lengths.max()), captions[int(lengths.argmax())]
+        require(most <= self.text_len, "captions", f"at most {self.text_len} tokens long", longest)
         return F.pad(ids, (0, self.text_len - ids.shape[1]), value=self.tokenizer.pad_id)
 
     def sequences(self, captions: Sequence[str], codes: torch.Tensor) -> torch.Tensor:
@@ -153,12 +139,8 @@ class ImagePrior(nn.Module):
         vocabulary size. ``codes``: ``(B, grid, grid)`` from
         :meth:`mmlib.models.vq.VQVAE.encode`."""
         text = self.encode_captions(captions)
-        check_token_ids("codes", codes, self.num_codes, ndim=3)
-        if tuple(codes.shape) != (len(text), self.grid, self.grid):
-            raise ValueError(
-                f"codes must have shape ({len(text)}, {self.grid}, {self.grid}) (one grid per "
-                f"caption), got {tuple(codes.shape)}"
-            )
+        check_tensor("codes", codes, dtype="integer", shape=(len(text), self.grid, self.grid))
+        check_token_ids("codes", codes, self.num_codes, ndim=3)  # built once: a scan is fine
         image = codes.flatten(1).cpu() + self.text_vocab  # (B, M)
         return torch.cat([text, image], dim=1)
 
@@ -166,17 +148,16 @@ class ImagePrior(nn.Module):
         """Weighted next-token loss on ``sequences (B, L + M)``:
         ``text_weight * CE(text) + (1 - text_weight) * CE(image)``; padding is not predicted.
         Also returns both cross-entropies as floats."""
-        check_token_ids("sequences", sequences, self.vocab_size)
-        if sequences.shape[1] != self.text_len + self.image_len:
-            raise ValueError(
-                f"sequences must have shape (B, {self.text_len + self.image_len}) "
-                f"(text_len + grid * grid), got {tuple(sequences.shape)}"
-            )
-        logits = self.logits(sequences)  # (B, L + M - 1, V), masked
+        logits = self.logits(sequences)  # (B, L + M - 1, V), masked; checks sequences
+        full = sequences.shape[1] == self.text_len + self.image_len
+        require(full, "sequences", f"L + M = {self.text_len + self.image_len} ids long", sequences)
         targets = sequences[:, 1:]  # position t predicts token t + 1
-        per_token = F.cross_entropy(
-            logits.flatten(0, 1), targets.flatten(), reduction="none"
-        ).view_as(targets)  # (B, L + M - 1)
+        try:  # the last ids are only targets: cross_entropy reports them out of range
+            per_token = F.cross_entropy(
+                logits.flatten(0, 1), targets.flatten(), reduction="none"
+            ).view_as(targets)  # (B, L + M - 1)
+        except IndexError:
+            raise ValueError(f"sequences must hold token ids in [0, {self.vocab_size})") from None
         text_part = per_token[:, : self.text_len - 1]  # predicting words 1 .. L-1
         real = (targets[:, : self.text_len - 1] != self.tokenizer.pad_id).float()
         text_loss = (text_part * real).sum() / real.sum().clamp(min=1.0)
@@ -195,8 +176,6 @@ class ImagePrior(nn.Module):
         """Sample image codes ``(B, grid, grid)`` for the captions, one token at a time, with
         word ids masked out at every image position (``top_k``: keep only the k likeliest)."""
         text = self.encode_captions(captions).to(self.gpt.wte.weight.device)
-        if top_k is not None:
-            check_int("top_k", top_k, minimum=1)
         out = self.gpt.generate(
             text,
             self.image_len,
@@ -224,14 +203,10 @@ def generate_images(
 
     The prior samples codes, the VQ-VAE decodes them. ``seed`` makes the samples repeatable.
     """
-    if not isinstance(prior, ImagePrior):
-        raise TypeError(f"prior must be an ImagePrior, got {describe(prior)}")
+    check_type("prior", prior, ImagePrior)
     check_type("vqvae", vqvae, VQVAE)
-    if (vqvae.num_codes, vqvae.grid) != (prior.num_codes, prior.grid):
-        raise ValueError(
-            f"vqvae must match the prior's tokens: prior has num_codes={prior.num_codes}, "
-            f"grid={prior.grid}; vqvae has num_codes={vqvae.num_codes}, grid={vqvae.grid}"
-        )
+    want, got = (prior.num_codes, prior.grid), (vqvae.num_codes, vqvae.grid)
+    require(got == want, "vqvae", f"made for the prior's (num_codes, grid) = {want}", got)
     captions = _check_captions(captions)
     check_int("samples_per_caption", samples_per_caption, minimum=1)
     check_int("seed", seed, minimum=0)
@@ -247,22 +222,14 @@ def _check_rerank(dual_encoder, tokenizer, captions, images) -> list[str]:
     """Check :func:`clip_rerank`'s arguments; return the captions as a list."""
     check_type("dual_encoder", dual_encoder, DualEncoder)
     check_type("tokenizer", tokenizer, Tokenizer, "mmlib Tokenizer")
-    if tokenizer.vocab_size != dual_encoder.text_encoder.vocab_size:
-        raise ValueError(
-            f"tokenizer must be the dual encoder's: its vocabulary has {tokenizer.vocab_size} "
-            f"ids, the encoder's {dual_encoder.text_encoder.vocab_size}"
-        )
+    n = dual_encoder.text_encoder.vocab_size
+    given = f"{tokenizer.vocab_size} ids"
+    require(tokenizer.vocab_size == n, "tokenizer", f"the dual encoder's ({n} ids)", given)
     captions = _check_captions(captions)
-    check_tensor(
-        "images", images, ndim=5, dtype="float", shape=(len(captions), None, 3, None, None)
-    )
-    size = dual_encoder.image_encoder.image_size
-    side = images.shape[-1]
-    if images.shape[-2] != side or side > size or (size - side) % 2:
-        raise ValueError(
-            f"images must be square, at most {size}x{size} and an even number of pixels smaller, "
-            f"(C, N, 3, S, S), got {describe(images)}"
-        )
+    check_tensor("images", images, dtype="float", shape=(len(captions), None, 3, None, None))
+    size, side = dual_encoder.image_encoder.image_size, images.shape[-1]
+    ok = images.shape[-2] == side <= size and (size - side) % 2 == 0
+    require(ok, "images", f"(C, N, 3, S, S) with S <= {size} and {size} - S even", images)
     return captions
 
 

@@ -14,7 +14,14 @@ from typing import Any
 import torch
 
 from mmlib.device import get_device
-from mmlib.validate import check_int, check_same_batch, check_tensor, describe
+from mmlib.validate import (
+    check_choice,
+    check_int,
+    check_same_batch,
+    check_tensor,
+    check_type,
+    require,
+)
 
 __all__ = ["TensorBatches", "batch_size", "shard_batch", "to_device"]
 
@@ -33,17 +40,11 @@ def _map_tensors(fn: Callable[[torch.Tensor], torch.Tensor], batch: Any) -> Any:
 
 
 def _as_device(name: str, device: object) -> torch.device:
+    check_type(name, device, (str, torch.device), "torch.device or one of 'cuda', 'mps', 'cpu'")
     if isinstance(device, torch.device):
         return device
-    if isinstance(device, str):
-        if device not in ("cuda", "mps", "cpu"):
-            raise ValueError(
-                f"{name} must be 'cuda', 'mps', 'cpu' or a torch.device, got {device!r}"
-            )
-        return get_device(device)  # raises ValueError if that device is not available
-    raise TypeError(
-        f"{name} must be a torch.device or one of 'cuda', 'mps', 'cpu', got {describe(device)}"
-    )
+    check_choice(name, device, ("cuda", "mps", "cpu"))
+    return get_device(device)  # raises ValueError if that device is not available
 
 
 def to_device(batch: Any, device: str | torch.device) -> Any:
@@ -62,18 +63,13 @@ def shard_batch(batch: Any, rank: int, world_size: int) -> Any:
     ``b = B // world_size`` rows, so ``B`` must be divisible by ``world_size`` (otherwise
     ``DistributedDataParallel``'s gradient average would weight rows unequally).
     """
-    world_size = check_int("world_size", world_size, minimum=1)
-    rank = check_int("rank", rank, minimum=0)
-    if rank >= world_size:
-        raise ValueError(f"rank must be < world_size={world_size}, got {rank}")
+    check_int("world_size", world_size, minimum=1)
+    check_int("rank", rank, minimum=0)
+    require(rank < world_size, "rank", f"< world_size={world_size}", rank)
+    rows = f"tensors with a first dimension divisible by world_size={world_size}"
 
     def cut(t: torch.Tensor) -> torch.Tensor:
-        if t.ndim == 0 or t.shape[0] % world_size:
-            raise ValueError(
-                f"batch tensors must have a first dimension divisible by world_size={world_size} "
-                f"to be shared out, got {describe(t)}; choose a batch size divisible by "
-                "world_size and drop_last=True"
-            )
+        require(t.ndim > 0 and t.shape[0] % world_size == 0, "batch", rows, t)
         size = t.shape[0] // world_size
         return t[rank * size : (rank + 1) * size]
 
@@ -103,23 +99,18 @@ class TensorBatches:
         seed: int = 0,
         drop_last: bool = False,
     ) -> None:
-        if not tensors:
-            raise ValueError("tensors must hold at least one tensor, got none")
-        for k, t in enumerate(tensors):
-            check_tensor(f"tensors[{k}]", t)
-            if t.ndim == 0:
-                raise ValueError(f"tensors[{k}] must have a batch dimension, got {describe(t)}")
-        self.n = check_same_batch(**{f"tensors[{k}]": t for k, t in enumerate(tensors)})
+        require(len(tensors) > 0, "tensors", "non-empty (one tensor or more)", "none")
+        named = {f"tensors[{k}]": t for k, t in enumerate(tensors)}
+        for name, t in named.items():
+            check_tensor(name, t)
+            require(t.ndim > 0, name, "a tensor with a batch dimension", t)
+        self.n = check_same_batch(**named)
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
-        for name, flag in (("shuffle", shuffle), ("drop_last", drop_last)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, got {describe(flag)}")
+        check_type("shuffle", shuffle, bool)
+        check_type("drop_last", drop_last, bool)
         self.seed = check_int("seed", seed, minimum=0)
-        if drop_last and batch_size > self.n:
-            raise ValueError(
-                f"batch_size must be <= the number of rows ({self.n}) when drop_last=True, "
-                f"got {batch_size}"
-            )
+        most = f"<= the number of rows ({self.n}) with drop_last=True"
+        require(not drop_last or batch_size <= self.n, "batch_size", most, batch_size)
         self.tensors, self.shuffle, self.drop_last = tensors, shuffle, drop_last
         self.epoch = 0
 

@@ -14,32 +14,28 @@ import os
 import pickle
 import tempfile
 from pathlib import Path
+from types import NoneType
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
-from mmlib.validate import check_type, describe
+from mmlib.validate import check_type, require
 
 __all__ = ["load_checkpoint", "save_checkpoint"]
 
 FORMAT = "mmlib-checkpoint-1"
 
 
-def _check_path(path: object) -> Path:
+def _check_arguments(path: object, model: object, optimizer: object) -> tuple[Path, nn.Module]:
+    """``path`` as a ``Path`` and the plain ``model``, both checked (and ``optimizer``)."""
     check_type("path", path, (str, os.PathLike), "str or os.PathLike")
-    return Path(path)
-
-
-def _check_model_and_optimizer(model: object, optimizer: object) -> nn.Module:
     check_type("model", model, nn.Module, "torch.nn.Module")
-    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(
-            f"optimizer must be a torch.optim.Optimizer or None, got {describe(optimizer)}"
-        )
+    check_type("optimizer", optimizer, (torch.optim.Optimizer, NoneType), "torch Optimizer or None")
     # A DistributedDataParallel (or DataParallel) wrapper: use the plain model's keys.
-    return model.module if isinstance(model, (DataParallel, DistributedDataParallel)) else model
+    plain = model.module if isinstance(model, (DataParallel, DistributedDataParallel)) else model
+    return Path(path), plain
 
 
 def save_checkpoint(
@@ -54,14 +50,11 @@ def save_checkpoint(
     ``fsync``-ed and renamed over ``path``; on any error it is removed and an existing
     checkpoint at ``path`` is left untouched. Returns ``path`` as a ``Path``.
     """
-    path = _check_path(path)
-    model = _check_model_and_optimizer(model, optimizer)
+    path, model = _check_arguments(path, model, optimizer)
     try:
         metadata_json = json.dumps(metadata, allow_nan=False)
     except (TypeError, ValueError) as error:
-        raise TypeError(
-            f"metadata must be JSON-safe (str, int, float, bool, None, lists, dicts), got {error}"
-        ) from None
+        raise TypeError(f"metadata must be JSON-safe (str, numbers, lists), got {error}") from None
     payload = {
         "format": FORMAT,
         "model": model.state_dict(),
@@ -108,8 +101,7 @@ def load_checkpoint(
     model (missing or unexpected keys, other shapes) raise ``ValueError`` naming the file
     and the problem. Loading uses ``weights_only=True``: no arbitrary objects are unpickled.
     """
-    path = _check_path(path)
-    model = _check_model_and_optimizer(model, optimizer)
+    path, model = _check_arguments(path, model, optimizer)
     check_type("map_location", map_location, (str, torch.device), "str or torch.device")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist or is not a file")
@@ -117,17 +109,12 @@ def load_checkpoint(
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
         raise ValueError(f"checkpoint {path} is truncated or corrupt: {error}") from None
-    if (
-        not isinstance(payload, dict)
-        or payload.get("format") != FORMAT
-        or not isinstance(payload.get("model"), dict)
-    ):
-        found = sorted(map(str, payload)) if isinstance(payload, dict) else type(payload).__name__
-        raise ValueError(
-            f"checkpoint {path} is not an mmlib checkpoint (format {FORMAT!r}), got {found}"
-        )
-    if optimizer is not None and payload.get("optimizer") is None:
-        raise ValueError(f"checkpoint {path} holds no optimizer state, but an optimizer was given")
+    ours = isinstance(payload, dict) and payload.get("format") == FORMAT
+    ours = ours and isinstance(payload.get("model"), dict)
+    found = sorted(map(str, payload)) if isinstance(payload, dict) else type(payload).__name__
+    require(ours, f"checkpoint {path}", f"an mmlib checkpoint (format {FORMAT!r})", found)
+    with_state = optimizer is None or payload.get("optimizer") is not None
+    require(with_state, "optimizer", f"None: checkpoint {path} holds no optimizer state", "one")
     # torch lists missing, unexpected and reshaped keys itself, but may have copied the keys that
     # fit by then: keep the model's own weights to put back, so a failed load changes nothing.
     backup = {key: value.clone() for key, value in model.state_dict().items()}

@@ -9,16 +9,48 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
+from types import NoneType
 from typing import Any
 
 import torch
 from torch import nn
 
-from mmlib.validate import check_float, check_int, check_positive, check_type, describe
+from mmlib.validate import (
+    check_choice,
+    check_float,
+    check_int,
+    check_positive,
+    check_type,
+    describe,
+    require,
+)
 
 __all__ = ["TrainConfig"]
+
+
+def _check_seed(name: str, seed: object) -> None:
+    check_float(name, check_int(name, seed), low=0, high=2**32 - 1)
+
+
+#: How :class:`TrainConfig` checks each option: ``rule(name, value)`` raises TypeError or
+#: ValueError naming it. The options in ``_OFF`` may also be None (not used).
+_RULES: dict[str, Callable[[str, Any], object]] = {
+    "steps": partial(check_int, minimum=1),
+    "epochs": partial(check_int, minimum=1),
+    "eval_every": partial(check_int, minimum=1),
+    "lr": check_positive,
+    "weight_decay": partial(check_float, low=0.0),
+    "scheduler": partial(check_choice, choices=("cosine", None)),
+    "grad_clip": check_positive,
+    "seed": _check_seed,
+    "progress": partial(check_type, kind=bool),
+    "ddp": partial(check_type, kind=bool, what="bool or None"),
+    "desc": partial(check_type, kind=str),
+}
+_OFF = {"steps", "epochs", "eval_every", "grad_clip", "ddp"}
 
 
 @dataclass(frozen=True)
@@ -51,29 +83,13 @@ class TrainConfig:
     ddp: bool | None = None
 
     def __post_init__(self) -> None:
-        if (self.steps is None) == (self.epochs is None):
-            raise ValueError(
-                f"steps or epochs must be given, exactly one of them, got steps={self.steps!r}, "
-                f"epochs={self.epochs!r}"
-            )
-        for name in ("steps", "epochs", "eval_every"):
-            if getattr(self, name) is not None:
-                check_int(name, getattr(self, name), minimum=1)
-        check_positive("lr", self.lr)
-        check_float("weight_decay", self.weight_decay, low=0.0)
-        if self.scheduler not in ("cosine", None):
-            raise ValueError(f"scheduler must be 'cosine' or None, got {self.scheduler!r}")
-        if self.grad_clip is not None:
-            check_positive("grad_clip", self.grad_clip)
-        check_int("seed", self.seed)
-        if not 0 <= self.seed < 2**32:
-            raise ValueError(f"seed must be in [0, 2**32), got {self.seed}")
-        if not isinstance(self.progress, bool):
-            raise TypeError(f"progress must be a bool, got {describe(self.progress)}")
-        if self.ddp is not None and not isinstance(self.ddp, bool):
-            raise TypeError(f"ddp must be True, False or None, got {describe(self.ddp)}")
-        if not isinstance(self.desc, str):
-            raise TypeError(f"desc must be a str, got {describe(self.desc)}")
+        given = f"steps={self.steps}, epochs={self.epochs}"
+        exactly_one = (self.steps is None) != (self.epochs is None)
+        require(exactly_one, "steps or epochs", "given, exactly one of them", given)
+        for name, rule in _RULES.items():
+            value = getattr(self, name)
+            if value is not None or name not in _OFF:
+                rule(name, value)
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` (checked again)."""
@@ -108,55 +124,32 @@ def _length(batches: object) -> int | None:
 def check_inputs(model, loss_fn, batches, optimizer, eval_fn, config: TrainConfig) -> None:
     """What :func:`~mmlib.training.loop.train` is given, checked before it starts."""
     check_type("model", model, nn.Module, "torch.nn.Module")
-    if not callable(loss_fn):
-        raise TypeError(
-            f"loss_fn must be callable as loss_fn(model, batch), got {describe(loss_fn)}"
-        )
+    check_type("loss_fn", loss_fn, Callable, "callable loss_fn(model, batch)")
     if not isinstance(batches, Iterable) or isinstance(batches, (Iterator, torch.Tensor)):
-        raise TypeError(
-            "batches must be a re-iterable collection of batches (a DataLoader, a list, "
-            f"TensorBatches), got {describe(batches)}"
-        )
-    if _length(batches) == 0:
-        raise ValueError(f"batches must hold at least one batch, got {describe(batches)}")
+        raise TypeError(f"batches must be a re-iterable collection, got {describe(batches)}")
+    require(_length(batches) != 0, "batches", "non-empty", describe(batches))
     check_type("config", config, TrainConfig, "TrainConfig or None")
-    if optimizer is not None:
-        if not isinstance(optimizer, torch.optim.Optimizer):
-            raise TypeError(
-                f"optimizer must be a torch.optim.Optimizer or None, got {describe(optimizer)}"
-            )
-        own = {id(p) for p in model.parameters()}
-        if not any(id(p) in own for g in optimizer.param_groups for p in g["params"]):
-            raise ValueError("optimizer must hold the model's parameters, got one holding none")
-    if eval_fn is not None and not callable(eval_fn):
-        raise TypeError(
-            f"eval_fn must be callable as eval_fn(model) or None, got {describe(eval_fn)}"
-        )
-    if config.eval_every is not None and eval_fn is None:
-        raise ValueError("eval_every needs an eval_fn, got eval_fn=None")
-    if config.epochs is not None and config.scheduler == "cosine" and _length(batches) is None:
-        raise ValueError(
-            "batches must have a len() when epochs and scheduler='cosine' are used together "
-            f"(the schedule needs the number of steps), got {describe(batches)}; give steps instead"
-        )
+    check_type("optimizer", optimizer, (torch.optim.Optimizer, NoneType), "torch Optimizer or None")
+    own = {id(p) for p in model.parameters()}
+    groups = [] if optimizer is None else optimizer.param_groups
+    held = optimizer is None or any(id(p) in own for g in groups for p in g["params"])
+    require(held, "optimizer", "one holding the model's parameters", "one holding none")
+    check_type("eval_fn", eval_fn, (Callable, NoneType), "callable eval_fn(model) or None")
+    with_fn = eval_fn is not None or config.eval_every is None
+    require(with_fn, "eval_every", "None without an eval_fn", config.eval_every)
+    sized = config.epochs is None or config.scheduler != "cosine" or _length(batches) is not None
+    require(sized, "batches", "sized (len()) for epochs with a cosine schedule", describe(batches))
 
 
 def floats(name: str, record: object) -> dict[str, float]:
     """Check a ``{name: number}`` dict (numbers may be 0-d tensors) and return plain floats."""
-    if not isinstance(record, Mapping):
-        raise TypeError(f"{name} must be a dict of str to float, got {describe(record)}")
+    check_type(name, record, Mapping, "dict of str to float")
     out = {}
     for key, value in record.items():
-        if isinstance(value, torch.Tensor) and value.numel() == 1:
-            value = value.item()
-        if (
-            not isinstance(key, str)
-            or isinstance(value, bool)
-            or not isinstance(value, (int, float))
-        ):
-            raise TypeError(
-                f"{name} must be a dict of str to float, got {key!r}: {describe(value)}"
-            )
+        value = value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not (isinstance(key, str) and number):
+            raise TypeError(f"{name} must map str to float, got {key!r}: {describe(value)}")
         out[key] = float(value)
     return out
 
@@ -168,13 +161,6 @@ def split_loss(output: object, step: int) -> tuple[torch.Tensor, dict[str, float
     if isinstance(output, tuple) and len(output) == 2:
         loss, logs = output[0], floats(f"loss_fn's logs at step {step}", output[1])
     if not (isinstance(loss, torch.Tensor) and loss.ndim == 0 and loss.is_floating_point()):
-        raise TypeError(
-            f"loss_fn must return a scalar float tensor or (loss, dict), got {describe(loss)} "
-            f"at step {step}"
-        )
-    if not loss.requires_grad:
-        raise ValueError(
-            f"loss_fn must return a loss that depends on the model's parameters "
-            f"(requires_grad=True), got one without a graph at step {step}"
-        )
+        raise TypeError(f"loss_fn must return a float scalar, got {describe(loss)} at step {step}")
+    require(loss.requires_grad, "loss_fn's loss", f"computed from the model at step {step}", loss)
     return loss, logs

@@ -14,11 +14,12 @@ import atexit
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import NoneType
 
 import torch
 import torch.distributed as dist
 
-from mmlib.validate import check_int, describe
+from mmlib.validate import check_int, check_strings, check_type, require
 
 __all__ = [
     "DistributedRun",
@@ -55,18 +56,13 @@ def ddp_requested(ddp: bool | None = None) -> bool:
     (as set by ``torchrun``). ``True`` and ``False`` force the answer; ``True`` without a
     process group or torchrun's environment raises ``ValueError``.
     """
-    if ddp is not None and not isinstance(ddp, bool):
-        raise TypeError(f"ddp must be True, False or None, got {describe(ddp)}")
+    check_type("ddp", ddp, (bool, NoneType), "bool or None")
     initialised = dist.is_available() and dist.is_initialized()
     launched = "WORLD_SIZE" in os.environ
     if ddp is None:
         return initialised or _env_world_size() > 1
-    if ddp and not (initialised or launched):
-        raise ValueError(
-            "ddp=True needs a torch.distributed process group or torchrun's environment "
-            "(RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), got neither; "
-            "launch with `torchrun --nproc_per_node=N script.py`"
-        )
+    need = "False without a process group or torchrun's environment (launch with torchrun)"
+    require(not ddp or initialised or launched, "ddp", need, "True")
     return ddp
 
 
@@ -78,17 +74,11 @@ def start_distributed(device: torch.device) -> DistributedRun:
     one in the same run is fragile) and is destroyed when the process exits.
     Returns the :class:`DistributedRun` of this process.
     """
-    if not dist.is_available():
-        raise ValueError("ddp needs torch.distributed, which this build of torch lacks")
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be a CPU or CUDA device for ddp, got {device}")
+    require(dist.is_available(), "ddp", "used with torch.distributed", "a torch without it")
+    require(device.type in ("cpu", "cuda"), "device", "a CPU or CUDA device for ddp", str(device))
     if device.type == "cuda":
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        if local_rank >= torch.cuda.device_count():
-            raise ValueError(
-                f"LOCAL_RANK must be < the number of GPUs ({torch.cuda.device_count()}), "
-                f"got {local_rank}; start at most one process per GPU"
-            )
+        local_rank, gpus = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+        require(local_rank < gpus, "LOCAL_RANK", f"< the number of GPUs ({gpus})", local_rank)
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
@@ -133,12 +123,9 @@ def run_torchrun(
     import subprocess
     import sys
 
-    if isinstance(options, str) or not all(isinstance(o, str) for o in options):
-        raise TypeError(f"options must be a list of str, got {describe(options)}")
-    if not isinstance(module, str) or not module:
-        raise TypeError(
-            f"module must be a module name such as 'pkg.script', got {describe(module)}"
-        )
+    check_strings("options", options)
+    if not (isinstance(module, str) and module):
+        raise TypeError(f"module must be a module name such as 'pkg.script', got {module!r}")
     check_int("nproc", nproc, minimum=1)
     with socket.socket() as sock:  # a free port for the processes to meet on
         sock.bind(("127.0.0.1", 0))

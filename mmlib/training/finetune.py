@@ -10,6 +10,7 @@ tensor in batches, and :func:`zero_shot_scores` classifies with text prompts and
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from types import NoneType
 
 import torch
 import torch.nn.functional as F
@@ -24,10 +25,10 @@ from mmlib.training.loop import train
 from mmlib.validate import (
     check_choice,
     check_int,
-    check_same_batch,
     check_tensor,
     check_type,
     describe,
+    require,
 )
 
 __all__ = ["fit_classifier", "per_class_subset", "predict", "zero_shot_scores"]
@@ -43,18 +44,14 @@ def per_class_subset(labels: torch.Tensor, per_class: int, seed: int = 0) -> tor
     check_tensor("labels", labels, ndim=1, dtype="integer")
     check_int("per_class", per_class, minimum=1)
     check_int("seed", seed, minimum=0)
-    if int(labels.min()) < 0:
-        raise ValueError(f"labels must be class indices >= 0, got {int(labels.min())}")
+    require(int(labels.min()) >= 0, "labels", "class indices >= 0", int(labels.min()))
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
     labels = labels.cpu()
     picked = []
     for c in range(int(labels.max()) + 1):
         rows = order[labels[order] == c]
-        if len(rows) < per_class:
-            raise ValueError(
-                f"per_class must be <= the examples of every class, got {per_class} but "
-                f"class {c} has {len(rows)}"
-            )
+        given = f"{per_class} but class {c} has {len(rows)}"
+        require(len(rows) >= per_class, "per_class", "<= the examples of every class", given)
         picked.append(rows[:per_class])
     return torch.cat(picked)
 
@@ -78,8 +75,7 @@ def predict(
     ``fn`` is a model, or a method of one such as ``DualEncoder.encode_images``; its module
     runs in eval mode (restored afterwards) on ``device`` (default: where its parameters are).
     """
-    if not callable(fn):
-        raise TypeError(f"fn must be a model or a callable, got {describe(fn)}")
+    check_type("fn", fn, Callable, "model or a callable")
     check_tensor("inputs", inputs)
     check_int("batch_size", batch_size, minimum=1)
     module = _owner(fn)
@@ -93,6 +89,25 @@ def predict(
             for i in range(0, len(inputs), batch_size)
         ]
     return torch.cat(outputs)
+
+
+def _check_labelled(where: str, inputs: object, labels: object) -> None:
+    """``inputs (N, ...)`` and integer ``labels (N,)``; ``where`` prefixes their names."""
+    check_tensor(f"{where}inputs", inputs)
+    check_tensor(f"{where}labels", labels, dtype="integer", shape=(len(inputs),))
+
+
+def _check_fit(inputs: object, labels: object, batch_size: object, eval_sets: object) -> dict:
+    """:func:`fit_classifier`'s own checks (``train`` checks the rest); ``eval_sets`` as a dict."""
+    _check_labelled("", inputs, labels)
+    check_int("batch_size", batch_size, minimum=1)
+    check_type("eval_sets", eval_sets, (Mapping, NoneType), "dict name -> (inputs, labels)")
+    for name, pair in (eval_sets or {}).items():
+        given = f"{name!r}: {describe(pair)}"
+        if not (isinstance(name, str) and isinstance(pair, tuple) and len(pair) == 2):
+            raise TypeError(f"eval_sets must map str to (inputs, labels), got {given}")
+        _check_labelled(f"eval_sets[{name!r}] ", *pair)
+    return dict(eval_sets or {})
 
 
 def fit_classifier(
@@ -117,27 +132,7 @@ def fit_classifier(
     ``eval_every`` steps and at the end, ``history.metrics`` records ``"<name> loss"`` and
     ``"<name> accuracy"`` for each. ``inputs`` may be images or precomputed features.
     """
-    check_type("model", model, nn.Module, "torch.nn.Module")
-    check_tensor("inputs", inputs)
-    check_tensor("labels", labels, ndim=1, dtype="integer")
-    check_same_batch(inputs=inputs, labels=labels)
-    check_int("batch_size", batch_size, minimum=1)
-    sets = {}
-    if eval_sets is not None:
-        if not isinstance(eval_sets, Mapping):
-            raise TypeError(
-                f"eval_sets must be a dict name -> (inputs, labels), got {describe(eval_sets)}"
-            )
-        for name, pair in eval_sets.items():
-            if not (isinstance(name, str) and isinstance(pair, tuple) and len(pair) == 2):
-                raise TypeError(
-                    f"eval_sets must map str names to (inputs, labels) tuples, got {name!r}: "
-                    f"{describe(pair)}"
-                )
-            check_tensor(f"eval_sets[{name!r}] inputs", pair[0])
-            check_tensor(f"eval_sets[{name!r}] labels", pair[1], ndim=1, dtype="integer")
-            check_same_batch(inputs=pair[0], labels=pair[1])
-            sets[name] = pair
+    sets = _check_fit(inputs, labels, batch_size, eval_sets)  # model, steps...: train checks
     device = get_device() if device is None else device
 
     def loss_fn(net, batch):
@@ -192,19 +187,16 @@ def zero_shot_scores(
     check_tensor("image_embeddings", image_embeddings, ndim=2, dtype="float", finite=True)
     dim = image_embeddings.shape[1]
     check_tensor("prompt_embeddings", prompt_embeddings, dtype="float", shape=(None, dim))
-    check_tensor("prompt_classes", prompt_classes, ndim=1, dtype="integer")
-    check_same_batch(prompt_embeddings=prompt_embeddings, prompt_classes=prompt_classes)
+    num_prompts = len(prompt_embeddings)
+    check_tensor("prompt_classes", prompt_classes, dtype="integer", shape=(num_prompts,))
     check_int("num_classes", num_classes, minimum=1)
     check_choice("ensemble", ensemble, ("max", "mean"))
-    counts = torch.bincount(prompt_classes.cpu().clamp(min=0), minlength=num_classes)
-    if int(prompt_classes.min()) < 0 or int(prompt_classes.max()) >= num_classes:
-        raise ValueError(
-            f"prompt_classes must hold classes in [0, {num_classes}), got values from "
-            f"{int(prompt_classes.min())} to {int(prompt_classes.max())}"
-        )
-    if bool((counts == 0).any()):
-        missing = (counts == 0).nonzero().flatten().tolist()
-        raise ValueError(f"prompt_classes must give every class a prompt, got none for {missing}")
+    low, high = int(prompt_classes.min()), int(prompt_classes.max())
+    given = f"values from {low} to {high}"
+    require(low >= 0 and high < num_classes, "prompt_classes", f"in [0, {num_classes})", given)
+    counts = torch.bincount(prompt_classes.cpu(), minlength=num_classes)
+    missing = (counts == 0).nonzero().flatten().tolist()
+    require(not missing, "prompt_classes", "complete (a prompt per class)", f"none for {missing}")
     prompts = prompt_embeddings.to(image_embeddings)
     if ensemble == "mean":
         owner = prompt_classes.to(prompts.device)

@@ -12,6 +12,7 @@ from torch import nn
 
 from mmlib.modes import evaluating
 from mmlib.training.config import floats
+from mmlib.validate import check_choice, require
 
 __all__ = ["History"]
 
@@ -37,11 +38,8 @@ class History:
     def record(self, step: int, values: torch.Tensor, logs: dict, lr: float) -> None:
         """Note step ``step``: ``values`` holds the loss, then one value per name in ``logs``."""
         loss = float(values[0])
-        if not math.isfinite(loss):
-            raise ValueError(
-                f"loss must be finite, got {loss} at step {step}; lower lr, set grad_clip, "
-                "or check the data and loss_fn"
-            )
+        cure = "finite (lower lr, set grad_clip, or check the data and loss_fn)"
+        require(math.isfinite(loss), "loss", cure, f"{loss} at step {step}")
         self.loss.append(loss)
         self.lr.append(float(lr))
         self.logs.append(dict(zip(logs, values[1:].tolist(), strict=True)))
@@ -64,8 +62,7 @@ class History:
 
     def final(self, name: str) -> float:
         """The last recorded value of ``name`` (``"loss"``, an ``eval_fn`` metric, a log)."""
-        if name not in self.names():
-            raise ValueError(f"name must be one of {self.names()}, got {name!r}")
+        check_choice("name", name, self.names())
         if name == "loss":
             return self.loss[-1]
         for record in reversed(self.metrics):
@@ -77,8 +74,7 @@ class History:
         """Draw the loss per step, and ``eval_fn`` metrics on a twin axis; return the axis."""
         import matplotlib.pyplot as plt
 
-        if not self.loss:
-            raise ValueError("history must hold at least one step to plot, got an empty one")
+        require(bool(self.loss), "history", "non-empty to plot", "an empty one")
         ax = plt.gca() if ax is None else ax
         lines = ax.plot(range(1, len(self.loss) + 1), self.loss, color="C0", label="train loss")
         ax.set_xlabel("step")

@@ -32,6 +32,7 @@ from mmlib.training.batches import TensorBatches, _as_device, batch_size, shard_
 from mmlib.training.config import TrainConfig, check_inputs, split_loss
 from mmlib.training.history import History
 from mmlib.training.optim import default_optimizer
+from mmlib.validate import require
 
 # In JupyterLab the bar is a notebook widget (tqdm.auto; ipywidgets comes with the book extra).
 # Without ipywidgets tqdm.auto would warn "IProgress not found" (with a machine path): text bars.
@@ -154,6 +155,5 @@ def _epochs_of(batches: Iterable[Any], epochs: int | None) -> Iterator[Any]:
         for batch in batches:
             count += 1
             yield batch
-        if count == 0:
-            raise ValueError(f"batches must yield at least one batch, got none from {batches!r}")
+        require(count > 0, "batches", "non-empty (yield a batch)", f"none from {batches!r}")
         epoch += 1

@@ -30,9 +30,15 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from mmlib.validate import check_float, check_positive, check_type, describe
+from mmlib.validate import check_float, check_positive, check_type, describe, require
 
 __all__ = ["SGD", "AdamW", "default_optimizer"]
+
+
+def _check_non_negative(**numbers: object) -> None:
+    """:func:`~mmlib.validate.check_float` with ``low=0`` for several named numbers."""
+    for name, number in numbers.items():
+        check_float(name, number, low=0.0)
 
 
 class _Optimizer(torch.optim.Optimizer):
@@ -46,8 +52,8 @@ class _Optimizer(torch.optim.Optimizer):
             if not (isinstance(p, torch.Tensor) and p.is_leaf and p.is_floating_point()):
                 raise TypeError(f"params must hold floating-point leaf tensors, got {describe(p)}")
         seen = {id(p) for group in self.param_groups for p in group["params"]}
-        if any(id(p) in seen for p in params):
-            raise ValueError("params must not appear in two parameter groups")
+        twice = any(id(p) in seen for p in params)
+        require(not twice, "params", "in one parameter group only", "one in two groups")
         self.param_groups.append({**self.defaults, **param_group, "params": params})
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -72,9 +78,8 @@ class SGD(_Optimizer):
         momentum: float = 0.0,
         weight_decay: float = 0.0,
     ) -> None:
-        check_float("lr", lr, low=0.0)
+        _check_non_negative(lr=lr, weight_decay=weight_decay)
         check_float("momentum", momentum, low=0.0, high=1.0)
-        check_float("weight_decay", weight_decay, low=0.0)
         defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay}
         super().__init__(params, {**defaults, "differentiable": False})
 
@@ -118,15 +123,12 @@ class AdamW(_Optimizer):
         *,
         fused: bool = False,
     ) -> None:
-        check_float("lr", lr, low=0.0)
-        check_float("eps", eps, low=0.0)
-        check_float("weight_decay", weight_decay, low=0.0)
+        _check_non_negative(lr=lr, eps=eps, weight_decay=weight_decay)
         if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
             raise TypeError(f"betas must be a pair of floats in [0, 1), got {describe(betas)}")
-        if not all(0.0 <= check_float("betas", b) < 1.0 for b in betas):
-            raise ValueError(f"betas must be a pair of floats in [0, 1), got {betas!r}")
-        if not isinstance(fused, bool):
-            raise TypeError(f"fused must be True or False, got {describe(fused)}")
+        in_range = all(0.0 <= check_float("betas", b) < 1.0 for b in betas)
+        require(in_range, "betas", "a pair of floats in [0, 1)", tuple(betas))
+        check_type("fused", fused, bool)
         defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay}
         # torch's own schedulers and checks read these two keys.
         defaults.update(fused=fused, differentiable=False)
@@ -205,13 +207,10 @@ def default_optimizer(
     floating-point tensor on the CPU or a CUDA device, all on one device.
     """
     check_type("model", model, nn.Module, "torch.nn.Module")
-    check_positive("lr", lr)
-    check_float("weight_decay", weight_decay, low=0.0)
+    check_positive("lr", lr)  # AdamW checks weight_decay
     params = list(model.parameters())
-    if not params:
-        raise ValueError(
-            f"model must have parameters to optimise, got a {type(model).__name__} with none"
-        )
+    given = f"a {type(model).__name__} with none"
+    require(bool(params), "model", "a module with parameters to optimise", given)
     devices = {p.device.type for p in params}
     fused = len(devices) == 1 and devices <= {"cpu", "cuda"}
     fused = fused and all(p.is_floating_point() for p in params)

@@ -17,7 +17,7 @@ from mmlib.seed import seed_everything
 from mmlib.training.batches import TensorBatches
 from mmlib.training.history import History
 from mmlib.training.loop import train
-from mmlib.validate import check_images, check_int, describe
+from mmlib.validate import check_images, check_int, check_strings, check_type, require
 
 __all__ = ["pretrain_dual_encoder"]
 
@@ -51,31 +51,20 @@ def pretrain_dual_encoder(
     negatives. The temperature ``1 / scale`` is logged at every step (``history.logs``). ``eval_fn``
     and ``eval_every`` are passed to ``train``. The model comes back in eval mode on ``device``.
     """
-    check_images("images", images, finite=True)
-    if isinstance(captions, str) or not isinstance(captions, Sequence):
-        raise TypeError(f"captions must be a list of str, got {describe(captions)}")
-    if len(captions) != len(images):
-        raise ValueError(
-            f"captions must hold one caption per image ({len(images)}), got {len(captions)}"
-        )
-    if not isinstance(tokenizer, Tokenizer):
-        raise TypeError(
-            f"tokenizer must be a mmlib.data.tokenizer.Tokenizer, got {describe(tokenizer)}"
-        )
-    check_int("batch_size", batch_size, minimum=2)
-    if batch_size > len(images):
-        raise ValueError(
-            f"batch_size must be <= the number of pairs ({len(images)}), got {batch_size}"
-        )
+    check_images("images", images, finite=True)  # once per run: the data set, not a batch
+    check_strings("captions", captions)
+    n = len(images)
+    require(len(captions) == n, "captions", f"{n} captions, one per image", len(captions))
+    check_type("tokenizer", tokenizer, Tokenizer, "mmlib.data.tokenizer.Tokenizer")
+    check_int("batch_size", batch_size, minimum=2)  # TensorBatches: <= N
     ids = caption_ids(captions)  # (N,): equal for equal captions, so also within any batch
     tokens, lengths = tokenizer.encode_batch(captions)  # (N, T), (N,)
-    if int(lengths.min()) < 1:
-        raise ValueError("captions must each hold at least one word, got an empty caption")
-    seed_everything(check_int("seed", seed, minimum=0))
-    model = DualEncoder(tokenizer.vocab_size, dim=dim, width=width)
+    require(int(lengths.min()) >= 1, "captions", "of one word or more", "an empty caption")
     batches = TensorBatches(
         images, tokens, lengths, ids, batch_size=batch_size, seed=seed, drop_last=True
     )
+    seed_everything(seed)
+    model = DualEncoder(tokenizer.vocab_size, dim=dim, width=width)
 
     def loss_fn(net, batch):  # net may be a DistributedDataParallel wrapper of model
         image, token, length, caption = batch

@@ -24,7 +24,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from mmlib.device import get_device
-from mmlib.validate import check_int, check_type, describe
+from mmlib.validate import check_int, check_ints, check_type, describe
 
 __all__ = [
     "PHASES",
@@ -64,6 +64,12 @@ def _synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
+def _check_matmul(size: object, repeats: object, dtype: object) -> None:
+    check_ints(minimum=1, size=size, repeats=repeats)
+    if dtype not in _DTYPES:
+        raise TypeError(f"dtype must be one of {list(_DTYPES)}, got {describe(dtype)}")
+
+
 def best_time(
     fn: Callable[[], object], repeats: int = 5, device: str | torch.device | None = None
 ) -> float:
@@ -74,8 +80,7 @@ def best_time(
     :func:`mmlib.get_device`), so queued GPU work is counted; the *fastest* call counts, so
     another process briefly stealing the CPU does not inflate the figure.
     """
-    if not callable(fn):
-        raise TypeError(f"fn must be a callable taking no arguments, got {describe(fn)}")
+    check_type("fn", fn, Callable, "callable taking no arguments")
     check_int("repeats", repeats, minimum=1)
     device = _device(device)
     best = float("inf")
@@ -104,10 +109,7 @@ def measure_matmul_flops(
 
     Returns ``matmul_flop_count(size) / best_seconds`` as a float (FLOP/s, not GFLOP/s).
     """
-    check_int("size", size, minimum=1)
-    check_int("repeats", repeats, minimum=1)
-    if not isinstance(dtype, torch.dtype) or dtype not in _DTYPES:
-        raise TypeError(f"dtype must be one of {list(_DTYPES)}, got {describe(dtype)}")
+    _check_matmul(size, repeats, dtype)
     device = _device(device)
     generator = torch.Generator().manual_seed(0)
     a, b = (torch.randn(size, size, generator=generator).to(device, dtype) for _ in range(2))
@@ -205,8 +207,7 @@ def profile_step(
     (memory allocation, lazy initialisation) do not count. ``device`` (default
     :func:`mmlib.get_device`): on CUDA, GPU activity is recorded and timed too.
     """
-    if not callable(step):
-        raise TypeError(f"step must be a function of no arguments, got {describe(step)}")
+    check_type("step", step, Callable, "function of no arguments")
     device = _device(device)
     activities = [ProfilerActivity.CPU]
     if device.type == "cuda":

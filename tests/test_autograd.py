@@ -139,15 +139,8 @@ def test_numpy_scalars_and_arrays_on_the_left():
     np.testing.assert_allclose((np.arange(3) - x).data, [-1.0, 0.0, 1.0])
 
 
-def fusion_problem(seed, batch=6, text_dim=5, image_dim=4, classes=3):
-    rng = np.random.default_rng(seed)
-    text = rng.normal(size=(batch, text_dim))
-    image = rng.normal(size=(batch, image_dim))
-    return text, image, rng.integers(0, classes, size=batch)
-
-
 @pytest.mark.parametrize("seed", SEEDS)
-def test_gradients_match_finite_differences(seed):
+def test_gradients_match_finite_differences(seed, fusion_problem):
     text, image, targets = fusion_problem(seed)
     model = MLP([9, 7, 3], seed=seed)
     inputs = Tensor(np.concatenate([text, image], axis=1))

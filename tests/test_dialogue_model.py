@@ -4,32 +4,15 @@ import pytest
 import torch
 
 from mmlib.data.dialogues import encode_dialogues
-from mmlib.data.scenes import make_scenes
-from mmlib.data.tasks import canonical_captions
 from mmlib.data.tokenizer import Tokenizer
 from mmlib.data.world import ATTRIBUTES
 from mmlib.models.dialogue import PREFIX_DIM, PREFIX_PARTS, VisualDialogueModel, set_reading
 from tests.bad_input import raises_naming
 
 
-@pytest.fixture(scope="module")
-def world():
-    scenes = make_scenes(40, seed=0)
-    texts = [t for qa in scenes.qa for pair in qa for t in pair] + canonical_captions(scenes)
-    texts += ["and the"]
-    return scenes, Tokenizer.from_texts(texts)
-
-
-def tiny(tokenizer):
-    torch.manual_seed(0)
-    return VisualDialogueModel(
-        tokenizer.vocab_size, n_embd=16, n_layer=2, n_head=2, width=4, max_tokens=30
-    ).eval()
-
-
-def test_model_shapes_and_loss(world):
-    scenes, tok = world
-    model = tiny(tok)
+def test_model_shapes_and_loss(dialogue_world, tiny_dialogue_model):
+    scenes, tok = dialogue_world
+    model = tiny_dialogue_model
     images = scenes.images[:3]
     idx, targets = encode_dialogues(tok, [scenes.qa[i][:2] for i in range(3)])
     logits, loss = model(images, idx)
@@ -42,9 +25,9 @@ def test_model_shapes_and_loss(world):
     assert [h.shape for h in model.attribute_logits(images)] == [(3, 4, 4), (3, 4, 7), (3, 4, 3)]
 
 
-def test_the_prefix_is_what_the_encoder_read_at_each_place(world):
-    scenes, tok = world
-    model = tiny(tok)
+def test_the_prefix_is_what_the_encoder_read_at_each_place(dialogue_world, tiny_dialogue_model):
+    scenes, tok = dialogue_world
+    model = tiny_dialogue_model
     images = scenes.images[:3]
     prefix = model.image_prefix(images)
     assert prefix.shape == (3, 4, PREFIX_DIM) == (3, 4, 18) and not prefix.requires_grad
@@ -56,9 +39,9 @@ def test_the_prefix_is_what_the_encoder_read_at_each_place(world):
     assert torch.equal(place, torch.eye(4).expand(3, 4, 4))
 
 
-def test_the_two_stages_train_different_parts(world):
-    scenes, tok = world
-    model = tiny(tok).train()
+def test_the_two_stages_train_different_parts(dialogue_world, tiny_dialogue_model):
+    scenes, tok = dialogue_world
+    model = tiny_dialogue_model.train()
     images = scenes.images[:3]
     loss = model.perception_loss(images, scenes.attributes[:3])
     assert loss.ndim == 0 and loss > 0
@@ -74,9 +57,9 @@ def test_the_two_stages_train_different_parts(world):
     assert all(p.grad is not None for p in model.gpt.blocks.parameters())
 
 
-def test_perception_learns_to_read_the_places(world):
-    scenes, tok = world
-    model = tiny(tok).train()
+def test_perception_learns_to_read_the_places(dialogue_world, tiny_dialogue_model):
+    scenes, tok = dialogue_world
+    model = tiny_dialogue_model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     before = model.perception_loss(scenes.images, scenes.attributes).item()
     for _ in range(30):
@@ -86,9 +69,9 @@ def test_perception_learns_to_read_the_places(world):
     assert model.perception_loss(scenes.images, scenes.attributes).item() < 0.5 * before
 
 
-def test_a_future_token_never_influences_the_past(world):
-    scenes, tok = world
-    model = tiny(tok)
+def test_a_future_token_never_influences_the_past(dialogue_world, tiny_dialogue_model):
+    scenes, tok = dialogue_world
+    model = tiny_dialogue_model
     idx, _ = encode_dialogues(tok, [scenes.qa[0][:3], scenes.qa[1][:3]])
     changed = idx.clone()
     changed[:, 7:] = torch.randint(4, tok.vocab_size, changed[:, 7:].shape)
@@ -99,18 +82,20 @@ def test_a_future_token_never_influences_the_past(world):
     assert not torch.allclose(before[:, 7:], after[:, 7:], atol=1e-3)
 
 
-def test_the_image_and_the_history_condition_the_answer(world):
-    scenes, tok = world
-    model = tiny(tok)
+def test_the_image_and_the_history_condition_the_answer(dialogue_world, tiny_dialogue_model):
+    scenes, tok = dialogue_world
+    model = tiny_dialogue_model
     idx, _ = encode_dialogues(tok, [scenes.qa[0][:2]] * 2)
     with torch.no_grad():
         logits, _ = model(scenes.images[:2], idx)  # same words, different images
     assert not torch.allclose(logits[0, 0], logits[1, 0], atol=1e-4)
 
 
-def test_answers_are_deterministic_and_sampling_repeats_under_a_seed(world):
-    scenes, tok = world
-    model = tiny(tok)
+def test_answers_are_deterministic_and_sampling_repeats_under_a_seed(
+    dialogue_world, tiny_dialogue_model
+):
+    scenes, tok = dialogue_world
+    model = tiny_dialogue_model
     images, questions = scenes.images[:4], [qa[0][0] for qa in scenes.qa[:4]]
     greedy = model.answer(images, questions, tok)
     assert greedy == model.answer(images, questions, tok) and len(greedy) == 4
@@ -123,9 +108,9 @@ def test_answers_are_deterministic_and_sampling_repeats_under_a_seed(world):
     assert all(isinstance(a, str) for a in model.answer(images, [""] * 4, tok, max_new_tokens=8))
 
 
-def test_bad_input(world):
-    scenes, tok = world
-    model = tiny(tok)
+def test_bad_input(dialogue_world, tiny_dialogue_model):
+    scenes, tok = dialogue_world
+    model = tiny_dialogue_model
     images = scenes.images[:2]
     idx, targets = encode_dialogues(tok, [scenes.qa[0][:1], scenes.qa[1][:1]])
     with raises_naming(ValueError, "images"):
@@ -182,9 +167,9 @@ def test_bad_input(world):
         VisualDialogueModel(10, init_std=0.0)
 
 
-def test_counterfactual_prefix_and_answers_from_readings(world):
-    scenes, tok = world
-    model = tiny(tok)
+def test_counterfactual_prefix_and_answers_from_readings(dialogue_world, tiny_dialogue_model):
+    scenes, tok = dialogue_world
+    model = tiny_dialogue_model
     images = scenes.images[:3]
     prefix = model.image_prefix(images)
     assert sum(s.stop - s.start for s in PREFIX_PARTS.values()) == PREFIX_DIM

@@ -3,27 +3,8 @@
 import pytest
 import torch
 
-from mmlib.data.scenes import make_scenes
-from mmlib.data.tasks import canonical_captions
-from mmlib.data.tokenizer import Tokenizer
 from mmlib.evaluation.dialogue import caption_scores, slot_accuracy
-from mmlib.models.dialogue import VisualDialogueModel
 from tests.bad_input import raises_naming
-
-
-@pytest.fixture(scope="module")
-def world():
-    scenes = make_scenes(40, seed=0)
-    texts = [t for qa in scenes.qa for pair in qa for t in pair] + canonical_captions(scenes)
-    texts += ["and the"]
-    return scenes, Tokenizer.from_texts(texts)
-
-
-def tiny(tokenizer):
-    torch.manual_seed(0)
-    return VisualDialogueModel(
-        tokenizer.vocab_size, n_embd=16, n_layer=2, n_head=2, width=4, max_tokens=30
-    ).eval()
 
 
 def test_caption_scores():
@@ -42,9 +23,9 @@ def test_caption_scores():
         caption_scores("abc", ref)
 
 
-def test_slot_accuracy_scores_occupied_and_empty_places(world):
-    scenes, tok = world
-    model = tiny(tok).train()
+def test_slot_accuracy_scores_occupied_and_empty_places(dialogue_world, tiny_dialogue_model):
+    scenes, tok = dialogue_world
+    model = tiny_dialogue_model.train()
     scores = slot_accuracy(model, scenes.images, scenes.attributes)
     assert set(scores) == {"shape", "colour", "size", "empty"}
     assert all(0.0 <= v <= 1.0 for v in scores.values()) and model.training

@@ -1,25 +1,14 @@
 """mmlib.data.dialogues: conversations as token sequences, with the loss on answers only."""
 
-import pytest
 import torch
 
 from mmlib.data.dialogues import check_dialogue, encode_dialogues
-from mmlib.data.scenes import make_scenes
-from mmlib.data.tasks import canonical_captions, follow_ups
-from mmlib.data.tokenizer import Tokenizer
+from mmlib.data.tasks import follow_ups
 from tests.bad_input import raises_naming
 
 
-@pytest.fixture(scope="module")
-def world():
-    scenes = make_scenes(40, seed=0)
-    texts = [t for qa in scenes.qa for pair in qa for t in pair] + canonical_captions(scenes)
-    texts += ["and the"]
-    return scenes, Tokenizer.from_texts(texts)
-
-
-def test_encode_dialogues_puts_the_loss_on_answers_only(world):
-    _, tok = world
+def test_encode_dialogues_puts_the_loss_on_answers_only(dialogue_world):
+    _, tok = dialogue_world
     dialogues = [[("how many shapes?", "two"), ("and the square?", "red")], [("", "yes")]]
     idx, targets = encode_dialogues(tok, dialogues)
     assert idx.shape == targets.shape == (2, 13)  # 2 turns of 3 + 1 + 1 + 1 tokens, minus 1
@@ -45,8 +34,8 @@ def test_encode_dialogues_puts_the_loss_on_answers_only(world):
             check_dialogue("turns", bad)
 
 
-def test_follow_ups_refer_back_to_the_first_question(world):
-    scenes, _ = world
+def test_follow_ups_refer_back_to_the_first_question(dialogue_world):
+    scenes, _ = dialogue_world
     index, dialogues = follow_ups(scenes, seed=0)
     assert len(index) == len(dialogues) > 0
     for i, ((q1, a1), (q2, a2)) in zip(index.tolist(), dialogues, strict=True):

@@ -13,16 +13,9 @@ SEEDS = [0, 1, 2]
 TOL = dict(rtol=1e-9, atol=1e-9)
 
 
-def fusion_problem(seed, batch=6, text_dim=5, image_dim=4, classes=3):
-    rng = np.random.default_rng(seed)
-    text = rng.normal(size=(batch, text_dim))
-    image = rng.normal(size=(batch, image_dim))
-    return text, image, rng.integers(0, classes, size=batch)
-
-
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid"])
-def test_fusion_mlp_matches_torch(seed, activation):
+def test_fusion_mlp_matches_torch(seed, activation, fusion_problem):
     text, image, targets = fusion_problem(seed)
     model = MLP([9, 7, 3], activation=activation, seed=seed)
     t_text, t_image = (Tensor(text), Tensor(image))

@@ -29,8 +29,8 @@ def grouped_bars(
     """For each category, one bar per group side by side, each labelled with its value.
 
     ``groups`` maps a legend label to its values, one per category; ``styles`` maps a legend
-    label to extra :meth:`~matplotlib.axes.Axes.bar` arguments (``color``, ``hatch``, ...);
-    ``value_labels`` are extra :meth:`~matplotlib.axes.Axes.bar_label` arguments (default
+    label to extra ``ax.bar`` arguments (``color``, ``hatch``, ...);
+    ``value_labels`` are extra ``ax.bar_label`` arguments (default
     8 pt). The x ticks are the categories, centred under their bars. Returns the bar containers.
     """
     check_type("groups", groups, Mapping, "mapping from legend label to values")

@@ -70,25 +70,24 @@ def test_render_rows_budgets_and_sections():
     assert "```{note}\nProvisional" in page
     assert "Not measured on `mmbook-gpu`: no CUDA device." in page
     assert "**100 GFLOP/s**" in page
-    assert "| {doc}`../chapters/b` | `big` | 10 | 4.0 | 160 | 10 | 2.5 | 2.5% |" in page
+    assert "| `big` | 10 | 4.0 | 160 | 10 | 2.5 | 25% | 10 at 2,048 | 10% |" in page
     assert "Not measured in this report (--skip book)." in page
     assert (
         "| each notebook in 60 s or less | slowest chapters/b.ipynb: 12.5 s (1 failed) | **no** |"
         in page
     )
-    assert "| chapters/b.ipynb `big`: 2.5% | **no** |" in page
-    assert "trains a model of" not in page  # the fake run has no parameter count
+    assert "matmul peak or more |" not in page  # the retired target is no row
+    assert "was retired" in page
 
 
-def test_render_explains_a_missed_peak_target_only():
+def test_render_runs_without_a_ceiling():
     report = fake_report()
-    cpu = report["kernels"]["mmbook-cpu"]
-    cpu["heaviest_training"][0]["parameters"] = 60624
+    run = report["kernels"]["mmbook-cpu"]["heaviest_training"][0]
+    for key in ("ceiling_flops_per_s", "ceiling_batch"):
+        del run[key]
+    run["ceiling_ratio"] = run["ceiling_peak_ratio"] = None
     page = stats_page.render(report, ["chapters/a.ipynb"], {})
-    assert "The heaviest run trains a model of 60,624 parameters" in page
-    cpu["heaviest_training"][0]["peak_ratio"] = 0.31
-    page = stats_page.render(report, ["chapters/a.ipynb"], {})
-    assert "31% | yes |" in page and "trains a model of" not in page
+    assert "| 2.5 | - | - | - |" in page
 
 
 def test_render_complete_report():

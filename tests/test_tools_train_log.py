@@ -93,6 +93,7 @@ def test_one_line_per_run_with_counts(monkeypatch, tmp_path):
 
 
 def test_logging_changes_no_result(monkeypatch, tmp_path):
+    monkeypatch.setattr(train_log, "CEILING_MIN_S", 0.0)  # the ceiling is measured too
     plain, plain_history = run()
     after_plain = (torch.rand(3), np.random.rand(), random.random())
     train_log.install(tmp_path / "train.jsonl")
@@ -133,3 +134,55 @@ def test_a_failing_count_is_recorded_not_raised(monkeypatch, tmp_path):
 )
 def test_batch_size_is_the_first_tensors_first_dimension(batch, rows):
     assert batch_size(batch) == rows
+
+
+def test_repeat_batch_repeats_every_tensor_along_the_batch():
+    x, y = torch.arange(6.0).view(3, 2), torch.tensor([0, 1, 2])
+    big = train_log.repeat_batch((x, [y, None], "text"), 2)
+    assert torch.equal(big[0], torch.cat([x, x])) and torch.equal(big[1][0], torch.cat([y, y]))
+    assert big[1][1] is None and big[2] == "text"
+
+
+def test_only_long_runs_get_their_ceiling(monkeypatch, tmp_path):
+    log = tmp_path / "train.jsonl"
+    train_log.install(log)
+    run(steps=3, desc="short")  # far under CEILING_MIN_S
+    monkeypatch.setattr(train_log, "CEILING_MIN_S", 0.0)
+    monkeypatch.setattr(train_log, "CEILING_SAMPLES", 70)
+    run(steps=3, desc="long")
+    monkeypatch.setattr(train_log, "CEILING_PASS_S", 0.0)  # the first batch is large enough
+    run(steps=3, desc="slow")
+    short, long, slow = read_log(log)
+    assert "ceiling_flops_per_s" not in short
+    assert long["ceiling_batch"] in (16, 32, 64)  # the best of 16 doubled within 70
+    assert slow["ceiling_batch"] == 16  # one pass took CEILING_PASS_S: no larger batch tried
+    assert long["ceiling_flops_per_s"] > 0
+    assert all(line["hook_s"] > 0 for line in (short, long, slow))
+
+
+def test_a_failing_ceiling_is_recorded_not_raised(monkeypatch, tmp_path):
+    log = tmp_path / "train.jsonl"
+    train_log.install(log)
+    monkeypatch.setattr(train_log, "CEILING_MIN_S", 0.0)
+    monkeypatch.setattr(train_log, "repeat_batch", lambda batch, factor: "not a batch")
+    run(steps=3)
+    (record,) = read_log(log)
+    assert record["ceiling_error"].startswith("ValueError: too many values to unpack")
+    assert "ceiling_flops_per_s" not in record and record["flops_per_step"] > 0
+
+
+def test_the_ceiling_is_the_best_rate_over_doubling_batches(monkeypatch):
+    captured = []
+    RUN_HOOKS.append(captured.append)
+    run(steps=2)  # first batch: 16 examples
+    seconds_at = {16: 1.0, 32: 1.0, 64: 1.5, 128: 3.5}  # per pass; 64 has the best rate
+    monkeypatch.setattr(train_log, "_counted", lambda run, model, batch: 100 * len(batch[0]))
+    monkeypatch.setattr(train_log, "_seconds", lambda run, model, batch: seconds_at[len(batch[0])])
+    monkeypatch.setattr(train_log, "CEILING_PASS_S", 3.0)  # 128 takes 3.5 s: stop there
+    monkeypatch.setattr(train_log, "CEILING_SAMPLES", 10_000)
+    assert train_log.ceiling(captured[0]) == {
+        "ceiling_flops_per_s": 100 * 64 / 1.5,
+        "ceiling_batch": 64,
+    }
+    monkeypatch.setattr(train_log, "CEILING_SAMPLES", 40)  # 64 would pass it: 16 and 32 only
+    assert train_log.ceiling(captured[0])["ceiling_batch"] == 32

@@ -5,12 +5,14 @@
 For each kernel (``mmbook-cpu``; ``mmbook-gpu`` too when CUDA is there) it measures:
 
 - every notebook executed top to bottom with nbclient: wall time from the kernel's start to the
-  last cell (as nbval counts it) and the kernel's peak memory. Notebooks are read into memory
-  and never written back;
+  last cell (as nbval counts it), less the seconds the training log itself spent (``hook_s``:
+  FLOP counts and ceilings; the raw time is kept as ``wall_s``), and the kernel's peak memory.
+  Notebooks are read into memory and never written back;
 - every training run in the book: ``tools/train_log.py`` hooks ``mmlib.training.loop.train``
   and appends a JSON line per run to a log file (steps, samples,
-  seconds, FLOPs per step), and the three heaviest runs get samples/s, FLOP/s and their share
-  of the machine's fp32 matmul peak;
+  seconds, FLOPs per step, and for runs of 5 s or more the model's own ceiling), and every run
+  of 5 s or more (at least the three longest) gets samples/s, FLOP/s, its share of its own
+  ceiling and the ceiling's share of the machine's fp32 matmul peak;
 - ``make nbval-<kernel>`` (its own timing plugin writes ``nbval-times-<kernel>.json``).
 
 Once: ``make book`` from scratch and again with nothing changed. The report is JSON; ``make
@@ -35,8 +37,8 @@ from tools.budgets import BOOK_BUDGET_S, budget_of
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "_build" / "bench"
 NOTEBOOK_LIMIT_S = 60.0  # no notebook may take longer on the CPU kernel, whatever it declares
-PEAK_SHARE_TARGET = 0.30  # the heaviest training run's share of the fp32 matmul peak
-TOP_RUNS = 3
+LONG_RUN_S = 5.0  # training runs this long or longer are reported one by one
+TOP_RUNS = 3  # and at least this many, the longest
 KERNEL_DEVICE = {"mmbook-cpu": "cpu", "mmbook-gpu": "cuda"}
 NBVAL_TARGET = {"mmbook-cpu": "nbval-cpu", "mmbook-gpu": "nbval-gpu"}
 MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}  # large enough to saturate each kind of device
@@ -167,10 +169,15 @@ def read_train_log(path: Path, notebook: str) -> list[dict]:
 
 
 def heaviest_runs(runs: list[dict], peak_flops: float, top: int = TOP_RUNS) -> list[dict]:
-    """The ``top`` longest training runs with samples/s, FLOP/s and their share of the peak."""
+    """Every run of :data:`LONG_RUN_S` seconds or more (at least the ``top`` longest), longest
+    first, with samples/s, FLOP/s, their share of the peak, and where the log has the run's own
+    ceiling (tools/train_log.py) the share of it and the ceiling's share of the peak."""
+    by_time = sorted(runs, key=lambda r: r["seconds"], reverse=True)
     rows = []
-    for run in sorted(runs, key=lambda r: r["seconds"], reverse=True)[:top]:
-        flops = run.get("flops_per_step")
+    for rank, run in enumerate(by_time):
+        if rank >= top and run["seconds"] < LONG_RUN_S:
+            break
+        flops, ceiling = run.get("flops_per_step"), run.get("ceiling_flops_per_s")
         achieved = None if flops is None else flops * run["steps"] / run["seconds"]
         rows.append(
             {
@@ -178,6 +185,8 @@ def heaviest_runs(runs: list[dict], peak_flops: float, top: int = TOP_RUNS) -> l
                 "samples_per_s": run["samples"] / run["seconds"],
                 "flops_per_s": achieved,
                 "peak_ratio": None if achieved is None else achieved / peak_flops,
+                "ceiling_ratio": None if None in (achieved, ceiling) else achieved / ceiling,
+                "ceiling_peak_ratio": None if ceiling is None else ceiling / peak_flops,
             }
         )
     return rows
@@ -223,9 +232,11 @@ def book_build() -> dict:
 def targets(kernel: dict) -> list[tuple[str, str, bool]]:
     """The speed targets of the book on one kernel: ``(target, what was measured, met)``.
 
-    The whole book within :data:`BOOK_BUDGET_S`, every notebook within
-    :data:`NOTEBOOK_LIMIT_S` (a notebook that failed counts as missed), and the heaviest
-    training run at :data:`PEAK_SHARE_TARGET` of the matmul peak or more.
+    The whole book within :data:`BOOK_BUDGET_S` and every notebook within
+    :data:`NOTEBOOK_LIMIT_S` (a notebook that failed counts as missed). The training runs'
+    efficiency is reported (:func:`heaviest_runs`), not set a target: the old one, the heaviest
+    run at 30% of the matmul peak, is retired, since how near a run can come to the peak is set
+    by its model's shapes; each long run is measured against its own ceiling instead.
     """
     timed = [nb for nb in kernel["notebooks"] if "error" not in nb]
     failed = len(kernel["notebooks"]) - len(timed)
@@ -234,9 +245,6 @@ def targets(kernel: dict) -> list[tuple[str, str, bool]]:
     if failed:
         measured += f" ({failed} failed)"
     each_met = slowest is not None and not failed and slowest["seconds"] <= NOTEBOOK_LIMIT_S
-    run = (kernel.get("heaviest_training") or [{}])[0]
-    ratio = run.get("peak_ratio")
-    heaviest = f"{run['notebook']} '{run['desc']}': {percent(ratio)}" if run else "-"
     return [
         (
             f"whole book in {BOOK_BUDGET_S:.0f} s or less",
@@ -244,11 +252,6 @@ def targets(kernel: dict) -> list[tuple[str, str, bool]]:
             kernel["total_s"] <= BOOK_BUDGET_S,
         ),
         (f"each notebook in {NOTEBOOK_LIMIT_S:.0f} s or less", f"slowest {measured}", each_met),
-        (
-            f"heaviest training run at {PEAK_SHARE_TARGET:.0%} of the matmul peak or more",
-            heaviest,
-            ratio is not None and ratio >= PEAK_SHARE_TARGET,
-        ),
     ]
 
 
@@ -308,14 +311,15 @@ def format_table(report: dict) -> str:
             f"  fp32 matmul peak ({peak['size']}x{peak['size']}): {gflops(peak['flops'])} GFLOP/s"
         )
         lines.append(
-            f"  {len(k['training_runs'])} training runs; the heaviest "
-            "(steps, samples/s, GFLOP/s, share of peak):"
+            f"  {len(k['training_runs'])} training runs; the longest "
+            "(steps, samples/s, GFLOP/s, share of own ceiling, ceiling's share of peak):"
         )
         for run in k["heaviest_training"]:
             lines.append(
                 f"    {run['notebook']} '{run['desc']}': {run['steps']} steps in "
                 f"{seconds(run['seconds'])} s, {run['samples_per_s']:.0f} samples/s, "
-                f"{gflops(run['flops_per_s'])} GFLOP/s, {percent(run['peak_ratio'])}"
+                f"{gflops(run['flops_per_s'])} GFLOP/s, {percent(run.get('ceiling_ratio'))} of "
+                f"its ceiling, ceiling {percent(run.get('ceiling_peak_ratio'))} of peak"
             )
         if kernel == "mmbook-cpu":  # the targets are set for the 2-core CPU machines
             lines.append("  targets:")
@@ -340,7 +344,12 @@ def bench_kernel(kernel: str, notebooks: list[Path], out: Path, skip: set[str]) 
     for path in notebooks:
         log = out / f"train-{kernel}-{path.stem}.jsonl"
         rows.append(run_notebook(path, kernel, log))
-        runs += read_train_log(log, rows[-1]["path"])
+        logged = read_train_log(log, rows[-1]["path"])
+        runs += logged
+        if "seconds" in rows[-1]:  # the log's own work (FLOP counts, ceilings) is not the book's
+            overhead = sum(run.get("hook_s", 0.0) for run in logged)
+            rows[-1].update(wall_s=rows[-1]["seconds"], bench_overhead_s=overhead)
+            rows[-1]["seconds"] -= overhead
         print(f"{kernel} {rows[-1]['path']}: {seconds(rows[-1].get('seconds'))} s", flush=True)
     peak = matmul_peak(device)
     result = {

@@ -172,11 +172,6 @@ class VQVAE(nn.Module):
         return check_images("images", images, size=self.image_size)
 
     @torch.no_grad()
-    def init_codebook(self, images: torch.Tensor) -> None:
-        """Seed the codebook from encoder outputs of ``images (B, 3, S, S)``."""
-        self.quantizer.init_from(self.encoder(self._check(images)))
-
-    @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Images ``(B, 3, S, S)`` -> codes ``(B, grid, grid) int64``."""
         return self.quantizer.codes(self.encoder(self._check(images)))

@@ -32,7 +32,7 @@ help:
 	@echo "make bench      time notebooks, nbval, the book build and training FLOP/s -> _build/bench"
 	@echo "                (BENCH_NOTEBOOKS=paths to pick some, BENCH_SKIP='book nbval gpu' to skip)"
 	@echo "make compare   notebooks of BASELINE=rev and of the working tree, interleaved: speed ratio"
-	@echo "make stats      copy _build/bench/report.json to book/bench/ and regenerate book/stats.md"
+	@echo "make stats      copy _build/bench/report.json (and compare.json) to book/bench/, regenerate book/stats.md"
 	@echo "make clean      remove build outputs"
 
 # ---------------------------------------------------------------- set-up
@@ -140,7 +140,8 @@ compare: $(STAMP)
 	$(PY) -m tools.compare_speed --baseline $(BASELINE) --rounds $(ROUNDS) $(NB)
 
 stats: $(STAMP)
-	$(PY) -m tools.stats_page --copy _build/bench/report.json
+	$(PY) -m tools.stats_page --copy _build/bench/report.json \
+	  $(if $(wildcard _build/bench/compare.json),--compare _build/bench/compare.json)
 
 clean:
 	rm -rf _build .pytest_cache .coverage

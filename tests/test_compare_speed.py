@@ -33,3 +33,8 @@ def test_compare_interleaves_the_two_sides_and_reports_ratios(monkeypatch, tmp_p
     assert a_calls == ["base", "new", "new", "base"]
     table = compare_speed.format_table(report, "abc123")
     assert "| a | 10.0 | 8.0 | 0.80 |" in table and "**0.80**" in table
+
+
+def test_head_commit_names_the_working_tree():
+    sha = compare_speed.head_commit().rstrip("+")  # "+": files differ from the commit
+    assert len(sha) == 12 and all(c in "0123456789abcdef" for c in sha)

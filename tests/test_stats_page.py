@@ -101,3 +101,49 @@ def test_render_complete_report():
     assert rows_of(page)["{doc}`../chapters/a`"].endswith("| 4.0 | - | 500 (GPU 123) | - |")
     assert rows_of(page)["**whole book**"].startswith("| **whole book** | 16.5 | 300 |")
     assert "`make book` took 61.2 s from scratch and 10.0 s again with nothing changed." in page
+
+
+def fake_compare():
+    """A `make compare` report over two notebooks, one of which only the new side has."""
+    machine = fake_report()["machine"]
+    return {
+        "rounds": 1,
+        "baseline": "e8ff3fd",
+        "baseline_commit": "e8ff3fd8d7d4",
+        "new_commit": "5154cde0aaaa+",
+        "machine": machine,
+        "notebooks": {
+            "chapters/b.ipynb": {"baseline": None, "new": 3.0, "ratio": None},
+            "chapters/a.ipynb": {"baseline": 10.0, "new": 7.0, "ratio": 0.7},
+        },
+        "book": {"baseline": 10.0, "new": 10.0, "ratio": 0.7},
+    }
+
+
+def test_render_side_by_side_section():
+    notebooks = ["chapters/a.ipynb", "chapters/b.ipynb"]
+    without = stats_page.render(fake_report(), notebooks, {})
+    assert "Side by side" not in without
+    page = stats_page.render(fake_report(), notebooks, {}, fake_compare())
+    assert "## Side by side with an earlier commit" in page
+    assert "`make compare BASELINE=e8ff3fd` (commit `e8ff3fd8d7d4` against `5154cde0aaaa+`)" in page
+    lines = page.splitlines()
+    a = lines.index("| {doc}`../chapters/a` | 10.0 | 7.0 | 0.70 |")
+    b = lines.index("| {doc}`../chapters/b` | - | 3.0 | - |")
+    assert a < b  # in the table of contents' order
+    assert "| **the whole book** | 10.0 | 10.0 | **0.70** |" in page
+    assert "this run gives 0.70: met." in page
+    slower = fake_compare()
+    slower["book"]["ratio"] = 0.93
+    assert "this run gives 0.93: **not met**." in stats_page.render(
+        fake_report(), notebooks, {}, slower
+    )
+    assert page.index("Side by side") < page.index("## Building the book")
+
+
+def test_page_text_reads_the_compare_report_when_there_is_one(tmp_path):
+    report, compare = tmp_path / "report.json", tmp_path / "compare.json"
+    report.write_text(json.dumps(fake_report()))
+    assert "Side by side" not in stats_page.page_text(report, compare)
+    compare.write_text(json.dumps(fake_compare()))
+    assert "Side by side" in stats_page.page_text(report, compare)

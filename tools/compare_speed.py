@@ -25,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tools.bench import execute_timed
+from tools.bench import execute_timed, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECK_CELL = "import mmlib as _m; print(_m.__file__)"
@@ -45,6 +45,14 @@ def worktree(rev: str) -> Path:
             cwd=ROOT, check=True, capture_output=True,
         )  # fmt: skip
     return path
+
+
+def head_commit() -> str:
+    """The working tree's commit, ``+`` when files differ from it (what the "new" side ran)."""
+    git = ["git", "-C", str(ROOT)]
+    sha = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "mmlib", "chapters"]).returncode
+    return sha.stdout.strip() + ("+" if dirty else "")
 
 
 def time_notebook(path: Path, package_root: Path, kernel: str = "mmbook-cpu") -> float:
@@ -133,7 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     baseline = worktree(args.baseline)
     report = compare(notebooks, baseline, args.rounds, log=lambda s: print(s, flush=True))
-    report.update(baseline=args.baseline, baseline_path=str(baseline))
+    report.update(
+        baseline=args.baseline,
+        baseline_commit=baseline.name,  # worktree() names the folder by the commit
+        new_commit=head_commit(),
+        baseline_path=str(baseline),
+        machine=machine(),
+    )
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

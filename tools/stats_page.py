@@ -1,10 +1,13 @@
 """`make stats`: the page book/stats.md, generated from the committed bench report.
 
     python -m tools.stats_page [--copy _build/bench/report.json]
+                               [--compare _build/bench/compare.json]
 
-``--copy`` first copies a fresh report (from ``make bench``) to book/bench/report.json. The page
-is written from that committed report, the notebooks listed in _toc.yml and each notebook's
-declared budget, so regenerating it gives the same text (tests/test_stats_page.py checks).
+``--copy`` first copies a fresh report (from ``make bench``) to book/bench/report.json, and
+``--compare`` a side-by-side comparison (from ``make compare``) to book/bench/compare.json. The
+page is written from those committed reports, the notebooks listed in _toc.yml and each
+notebook's declared budget, so regenerating it gives the same text (tests/test_stats_page.py
+checks).
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from tools.toc import toc_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "book" / "bench" / "report.json"
+COMPARE = ROOT / "book" / "bench" / "compare.json"
+#: The whole book's time against its baseline's, side by side, that the speed work aims at.
+TARGET_RATIO = 0.70
 PAGE = ROOT / "book" / "stats.md"
 
 
@@ -133,7 +139,53 @@ def kernel_section(name: str, kernel: dict, notebooks: list[str], budgets: dict)
     return lines + table(header, "llrrrrrrrr", rows)
 
 
-def render(report: dict, notebooks: list[str], budgets: dict[str, float | None]) -> str:
+def compare_section(compare: dict, notebooks: list[str]) -> list[str]:
+    """The side-by-side timing of two commits (``make compare``): seconds and ratio per page."""
+    m, rows = compare["machine"], compare["notebooks"]
+    base, new = compare["baseline_commit"], compare["new_commit"]
+    lines = [
+        "",
+        "## Side by side with an earlier commit",
+        "",
+        "These machines' speed drifts by 40-80% within a day, so seconds measured at different "
+        "times cannot show what a change gained. `make compare BASELINE=<commit>` runs each "
+        "notebook of the earlier commit and of the current one back to back on the "
+        "`mmbook-cpu` kernel, alternating which goes first, in one run on one machine, and "
+        f"reports the ratio. This run: `make compare BASELINE={compare['baseline']}` "
+        f"(commit `{base}` against `{new}`), {compare['rounds']} round(s), {m['date']}, "
+        f"{m['cpu']} with {m['cores']} cores. Each time runs from the kernel's start to the last "
+        "cell, as nbval counts it. A ratio compares whole pages: where a page gained or lost "
+        "content between the two commits, its ratio measures that too.",
+        "",
+    ]
+    ratio = compare["book"]["ratio"]
+    if ratio is not None:
+        met = "met" if ratio <= TARGET_RATIO else "**not met**"
+        lines += [
+            f"The target for the whole book is a ratio of {TARGET_RATIO:.2f} or less at equal "
+            f"results; this run gives {ratio:.2f}: {met}.",
+            "",
+        ]
+    order = [nb for nb in notebooks if nb in rows] + sorted(set(rows) - set(notebooks))
+    body = []
+    for path in order:
+        row = rows[path]
+        link = "{doc}`../" + path.removesuffix(".ipynb") + "`"
+        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
+        body.append([link, seconds(row["baseline"]), seconds(row["new"]), ratio])
+    book = compare["book"]
+    ratio = "-" if book["ratio"] is None else f"**{book['ratio']:.2f}**"
+    body.append(["**the whole book**", seconds(book["baseline"]), seconds(book["new"]), ratio])
+    header = ["Chapter", f"`{base}` (s)", f"`{new}` (s)", "New / old"]
+    return lines + table(header, "lrrr", body)
+
+
+def render(
+    report: dict,
+    notebooks: list[str],
+    budgets: dict[str, float | None],
+    compare: dict | None = None,
+) -> str:
     """The text of book/stats.md."""
     m = report["machine"]
     lines = [
@@ -188,6 +240,8 @@ def render(report: dict, notebooks: list[str], budgets: dict[str, float | None])
     for name, kernel in report["kernels"].items():
         lines += ["", f"## {titles.get(name, name)}", ""]
         lines += kernel_section(name, kernel, notebooks, budgets)
+    if compare is not None:
+        lines += compare_section(compare, notebooks)
     lines += ["", "## Building the book", ""]
     book = report["book"]
     if "skipped" in book:
@@ -201,21 +255,27 @@ def render(report: dict, notebooks: list[str], budgets: dict[str, float | None])
     return "\n".join(lines) + "\n"
 
 
-def page_text(report_path: Path = REPORT) -> str:
-    """Render the page from ``report_path``, _toc.yml and the notebooks' declared budgets."""
+def page_text(report_path: Path = REPORT, compare_path: Path = COMPARE) -> str:
+    """Render the page from ``report_path`` (and ``compare_path`` when there is one), _toc.yml
+    and the notebooks' declared budgets."""
     report = json.loads(report_path.read_text(encoding="utf-8"))
+    compare = None
+    if compare_path.exists():
+        compare = json.loads(compare_path.read_text(encoding="utf-8"))
     notebooks = toc_notebooks((ROOT / "_toc.yml").read_text(encoding="utf-8"))
     budgets = {nb: budget_of(ROOT / nb) for nb in notebooks if (ROOT / nb).exists()}
-    return render(report, notebooks, budgets)
+    return render(report, notebooks, budgets, compare)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copy", type=Path, help="a fresh report to commit first")
+    parser.add_argument("--compare", type=Path, help="a fresh `make compare` report to commit")
     args = parser.parse_args(argv)
-    if args.copy:
-        REPORT.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(args.copy, REPORT)
+    for source, target in ((args.copy, REPORT), (args.compare, COMPARE)):
+        if source:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
     PAGE.write_text(page_text(), encoding="utf-8")
     print(f"wrote {PAGE.relative_to(ROOT)} from {REPORT.relative_to(ROOT)}")
 

@@ -140,11 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         str(p.relative_to(ROOT)) for p in (ROOT / "chapters").glob("*.ipynb")
     )
     baseline = worktree(args.baseline)
+    new_commit = head_commit()  # what the run starts from, whatever changes while it runs
     report = compare(notebooks, baseline, args.rounds, log=lambda s: print(s, flush=True))
     report.update(
         baseline=args.baseline,
         baseline_commit=baseline.name,  # worktree() names the folder by the commit
-        new_commit=head_commit(),
+        new_commit=new_commit,
         baseline_path=str(baseline),
         machine=machine(),
     )

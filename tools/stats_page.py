@@ -158,24 +158,32 @@ def compare_section(compare: dict, notebooks: list[str]) -> list[str]:
         "content between the two commits, its ratio measures that too.",
         "",
     ]
-    ratio = compare["book"]["ratio"]
-    if ratio is not None:
-        met = "met" if ratio <= TARGET_RATIO else "**not met**"
+    book = compare["book"]
+    if book["ratio"] is not None:
+        met = "met" if book["ratio"] <= TARGET_RATIO else "**not met**"
         lines += [
             f"The target for the whole book is a ratio of {TARGET_RATIO:.2f} or less at equal "
-            f"results; this run gives {ratio:.2f}: {met}.",
+            f"results; this run gives {book['ratio']:.2f}: {met}.",
             "",
         ]
+
+    def ratio(value: float | None, bold: bool = False) -> str:
+        return "-" if value is None else ("**{:.2f}**" if bold else "{:.2f}").format(value)
+
     order = [nb for nb in notebooks if nb in rows] + sorted(set(rows) - set(notebooks))
-    body = []
-    for path in order:
-        row = rows[path]
-        link = "{doc}`../" + path.removesuffix(".ipynb") + "`"
-        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
-        body.append([link, seconds(row["baseline"]), seconds(row["new"]), ratio])
-    book = compare["book"]
-    ratio = "-" if book["ratio"] is None else f"**{book['ratio']:.2f}**"
-    body.append(["**the whole book**", seconds(book["baseline"]), seconds(book["new"]), ratio])
+    body = [
+        ["{doc}`../" + path.removesuffix(".ipynb") + "`"]
+        + [seconds(rows[path]["baseline"]), seconds(rows[path]["new"]), ratio(rows[path]["ratio"])]
+        for path in order
+    ]
+    body.append(
+        [
+            "**the whole book**",
+            seconds(book["baseline"]),
+            seconds(book["new"]),
+            ratio(book["ratio"], True),
+        ]
+    )
     header = ["Chapter", f"`{base}` (s)", f"`{new}` (s)", "New / old"]
     return lines + table(header, "lrrr", body)
 

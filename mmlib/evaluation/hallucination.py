@@ -1,0 +1,90 @@
+"""Object hallucination, measured as POPE measures it (Li et al., 2023).
+
+POPE (Polling-based Object Probing Evaluation) asks a vision-language model yes/no questions,
+"is there a <object> in the image?", half about objects that are in the picture and half about
+objects that are not, and reports accuracy, precision, recall, F1 and the share of "yes"
+answers. How the absent objects are chosen decides how hard the probe is: POPE samples them at
+random, among the most frequent objects of the dataset ("popular"), and among the objects that
+most often appear *together with* the ones present ("adversarial").
+
+Here the objects are the shapes world's colour-shape pairs and the question is the one the
+dialogue model was trained on, "is there a red circle?". Every seen pair is drawn equally
+often, so "popular" would be the same as random; the nearest thing to POPE's co-occurrence is
+an absent object that *shares a word* with one that is there (a red square beside a red circle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from sklearn.metrics import precision_recall_fscore_support
+
+from mmlib.data.scenes import Scenes, _check_scenes
+from mmlib.data.world import COLOURS, SHAPES
+from mmlib.validate import check_choice, check_int, check_string_pairs, require
+
+__all__ = ["SAMPLINGS", "probe_questions", "yes_no_scores"]
+
+#: How the absent object of each probe pair is drawn.
+SAMPLINGS = ("random", "adversarial")
+
+_PAIRS = [(c, s) for c in range(len(COLOURS)) for s in range(len(SHAPES))]
+
+
+def _absent_choices(present: set[tuple[int, int]], sampling: str) -> list[tuple[int, int]]:
+    """The colour-shape pairs that are not in the picture; for "adversarial", only those that
+    share a colour or a shape with one that is."""
+    absent = [pair for pair in _PAIRS if pair not in present]
+    if sampling == "adversarial":
+        absent = [(c, s) for c, s in absent if any(c == pc or s == ps for pc, ps in present)]
+    return absent
+
+
+def probe_questions(
+    scenes: Scenes, sampling: str = "random", seed: int = 0
+) -> tuple[torch.Tensor, list[str], list[str]]:
+    """Two yes/no probes per scene: "is there a <colour> <shape>?" about one object that is in
+    it (answer "yes") and one that is not (answer "no"), the absent one drawn by ``sampling``
+    (:data:`SAMPLINGS`) from a generator seeded with ``seed``.
+
+    Returns ``scene_index (2N,) int64``, 2N questions and 2N answers, present then absent for
+    each scene in turn.
+    """
+    _check_scenes("scenes", scenes)
+    check_choice("sampling", sampling, SAMPLINGS)
+    check_int("seed", seed, minimum=0)
+    draws = torch.rand(len(scenes), 2, generator=torch.Generator().manual_seed(seed)).tolist()
+    index, questions, answers = [], [], []
+    for i, (u_present, u_absent) in enumerate(draws):
+        n = int(scenes.num_objects[i])
+        present = sorted({(c, s) for s, c in scenes.attributes[i, :n, :2].tolist()})
+        absent = _absent_choices(set(present), sampling)
+        for pair, u, answer in ((present, u_present, "yes"), (absent, u_absent, "no")):
+            colour, shape = pair[int(u * len(pair))]
+            index.append(i)
+            questions.append(f"is there a {COLOURS[colour]} {SHAPES[shape]}?")
+            answers.append(answer)
+    return torch.tensor(index, dtype=torch.long), questions, answers
+
+
+def yes_no_scores(said: Sequence[str], truth: Sequence[str]) -> dict[str, float]:
+    """POPE's five numbers for answers ``said`` against ``truth`` ("yes" or "no" each):
+    accuracy, and precision, recall and F1 with "yes" as the positive class (scikit-learn's),
+    then the yes-rate, the share of answers that are "yes". As in POPE, any answer other than
+    "yes" counts as "no"."""
+    said, truth = check_string_pairs("said", said, "truth", truth)
+    wrong = sorted(set(truth) - {"yes", "no"})
+    require(not wrong, "truth", 'only "yes" and "no"', wrong)
+    got = [answer == "yes" for answer in said]
+    want = [answer == "yes" for answer in truth]
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        want, got, average="binary", zero_division=0.0
+    )
+    return {
+        "accuracy": sum(g == w for g, w in zip(got, want, strict=True)) / len(want),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "yes-rate": sum(got) / len(got),
+    }

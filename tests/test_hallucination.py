@@ -89,3 +89,15 @@ def test_bad_input():
     with raises_naming(TypeError, "said"):
         yes_no_scores("yes", ["yes"])
     assert torch.is_tensor(probe_questions(scenes)[0])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_yes_no_scores_match_scikit_learn_on_random_answers(seed):
+    rows = torch.rand(40, 2, generator=torch.Generator().manual_seed(seed)) < 0.5
+    truth = ["yes" if t else "no" for t in rows[:, 0].tolist()]
+    said = ["yes" if s else "no" for s in rows[:, 1].tolist()]
+    scores = yes_no_scores(said, truth)
+    want, got = rows[:, 0].tolist(), rows[:, 1].tolist()
+    assert scores["precision"] == pytest.approx(precision_score(want, got, zero_division=0.0))
+    assert scores["recall"] == pytest.approx(recall_score(want, got, zero_division=0.0))
+    assert scores["f1"] == pytest.approx(f1_score(want, got, zero_division=0.0))

@@ -59,6 +59,11 @@ def _askable(looks: tuple[tuple[int, int, int], ...]) -> tuple[list[tuple[str, i
 _COLOUR_SHAPE = [(c, s) for c in range(len(COLOURS)) for s in range(len(SHAPES))]
 
 
+def _exists_question(colour: int, shape: int) -> str:
+    """'is there a red circle?' for indices into COLOURS and SHAPES."""
+    return f"is there a {COLOURS[colour]} {SHAPES[shape]}?"
+
+
 def _questions(objects: list[list[int]], u: list[float]) -> list[tuple[str, str]]:
     """Question-answer pairs for one scene; ``u`` holds uniform numbers for the random picks."""
     qa = [("how many shapes?", _NUMBERS[len(objects)])]
@@ -79,5 +84,5 @@ def _questions(objects: list[list[int]], u: list[float]) -> list[tuple[str, str]
     else:
         absent = [pair for pair in _COLOUR_SHAPE if pair not in present]
         colour, shape = absent[int(u[4] * len(absent))]
-    qa.append((f"is there a {COLOURS[colour]} {SHAPES[shape]}?", ANSWERS[int(u[3] < 0.5)]))
+    qa.append((_exists_question(colour, shape), ANSWERS[int(u[3] < 0.5)]))
     return qa

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 import torch
 
+from mmlib.data.questions import _COLOUR_SHAPE, _exists_question
 from mmlib.data.scenes import Scenes, _check_scenes
-from mmlib.data.world import COLOURS, SHAPES
 from mmlib.validate import check_choice, check_int, check_string_pairs, require
 
 __all__ = ["SAMPLINGS", "probe_questions", "yes_no_scores"]
@@ -28,13 +28,11 @@ __all__ = ["SAMPLINGS", "probe_questions", "yes_no_scores"]
 #: How the absent object of each probe pair is drawn.
 SAMPLINGS = ("random", "adversarial")
 
-_PAIRS = [(c, s) for c in range(len(COLOURS)) for s in range(len(SHAPES))]
 
-
-def _absent_choices(present: set[tuple[int, int]], sampling: str) -> list[tuple[int, int]]:
+def _absent_choices(present: list[tuple[int, int]], sampling: str) -> list[tuple[int, int]]:
     """The colour-shape pairs that are not in the picture; for "adversarial", only those that
     share a colour or a shape with one that is."""
-    absent = [pair for pair in _PAIRS if pair not in present]
+    absent = [pair for pair in _COLOUR_SHAPE if pair not in present]
     if sampling == "adversarial":
         absent = [(c, s) for c, s in absent if any(c == pc or s == ps for pc, ps in present)]
     return absent
@@ -58,11 +56,11 @@ def probe_questions(
     for i, (u_present, u_absent) in enumerate(draws):
         n = int(scenes.num_objects[i])
         present = sorted({(c, s) for s, c in scenes.attributes[i, :n, :2].tolist()})
-        absent = _absent_choices(set(present), sampling)
+        absent = _absent_choices(present, sampling)
         for pair, u, answer in ((present, u_present, "yes"), (absent, u_absent, "no")):
             colour, shape = pair[int(u * len(pair))]
             index.append(i)
-            questions.append(f"is there a {COLOURS[colour]} {SHAPES[shape]}?")
+            questions.append(_exists_question(colour, shape))  # the question trained on
             answers.append(answer)
     return torch.tensor(index, dtype=torch.long), questions, answers
 

@@ -8,6 +8,10 @@ Load with ``-p tests.nbval_budget``. Writes ``_build/nbval-times-<kernel>.json``
 With ``MMBOOK_BUDGETS=report`` the times are reported but an exceeded budget does not fail the
 run: ``make nbval-rounding`` runs on one CPU thread, slower than the two the budgets are set for,
 and checks the outputs only.
+
+Under the times it prints a machine check from the same run (``tools/machine_check.py``: a
+reference training step on two threads and on one), so that a report says whether the machine
+was in a slow state; ``MMBOOK_MACHINE_CHECK=0`` leaves it out. It never changes the verdict.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from pathlib import Path
 
 import pytest
 
+from tools import machine_check
 from tools.budgets import BOOK_BUDGET_S, NOTEBOOK_MAX_BUDGET_S, budget_of
 
 _times: dict[str, float] = defaultdict(float)
 _budgets: dict[str, float] = {}
 _over: list[str] = []
+_machine: dict = {}
 
 
 def _notebook_of(item) -> Path | None:
@@ -71,6 +77,8 @@ def pytest_sessionfinish(session, exitstatus):
     if not _times:
         return
     _evaluate()
+    if os.environ.get("MMBOOK_MACHINE_CHECK", "1") != "0":  # the machine's state, same run
+        _machine["check"] = machine_check.run()
     kernel = session.config.getoption("nbval_kernel_name", None) or "notebook-kernel"
     out = Path(os.environ.get("MMBOOK_NBVAL_REPORT_DIR", "_build"))
     out.mkdir(exist_ok=True)
@@ -80,6 +88,7 @@ def pytest_sessionfinish(session, exitstatus):
         "budgets": _budgets,
         "total": sum(_times.values()),
         "over": _over,
+        "machine_check": _machine.get("check"),
     }
     (out / f"nbval-times-{kernel}.json").write_text(json.dumps(report, indent=1))
     if _over and _enforced() and exitstatus == pytest.ExitCode.OK:
@@ -96,5 +105,7 @@ def pytest_terminal_summary(terminalreporter, config):
         flag = "  OVER BUDGET" if seconds > budget else ""
         write(f"  {path:45s} {seconds:6.1f} s  [{budget:.0f} s]{flag}")
     write(f"  {'total':45s} {sum(_times.values()):6.1f} s  [{BOOK_BUDGET_S:.0f} s]")
+    if "check" in _machine:
+        write(machine_check.describe(_machine["check"]))
     for line in _over:
         write(f"BUDGET EXCEEDED: {line}" + ("" if _enforced() else " (reported only)"), red=True)

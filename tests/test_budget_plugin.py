@@ -1,5 +1,6 @@
 """The notebook time-budget check can fail: a notebook over its budget fails the nbval run."""
 
+import json
 import os
 import subprocess
 import sys
@@ -20,7 +21,13 @@ def test_budget_is_enforced(tmp_path, budget, mode, expected_rc):
     nb.metadata["mmbook"] = {"budget_s": budget}
     path = tmp_path / "slow.ipynb"
     nbformat.write(nb, path)
-    env = dict(os.environ, MMBOOK_NBVAL_REPORT_DIR=str(tmp_path), MMBOOK_BUDGETS=mode)
+    check = "1" if mode == "report" else "0"  # the machine check once: it takes seconds
+    env = dict(
+        os.environ,
+        MMBOOK_NBVAL_REPORT_DIR=str(tmp_path),
+        MMBOOK_BUDGETS=mode,
+        MMBOOK_MACHINE_CHECK=check,
+    )
     result = subprocess.run(
         [
             sys.executable,
@@ -44,7 +51,21 @@ def test_budget_is_enforced(tmp_path, budget, mode, expected_rc):
         timeout=300,
     )
     assert result.returncode == expected_rc, result.stdout[-2000:]
-    assert (tmp_path / "nbval-times-mmbook-cpu.json").exists()
+    report = json.loads((tmp_path / "nbval-times-mmbook-cpu.json").read_text())
+    assert ("machine check, same run" in result.stdout) == (check == "1")
+    if check == "1":  # milliseconds per reference step, and the second thread's speed-up
+        assert report["machine_check"]["two_threads_ms"] > 0
+        assert report["machine_check"]["speedup"] > 0
+    else:
+        assert report["machine_check"] is None
     if budget == 1:  # over budget: said in either mode
         assert "BUDGET EXCEEDED" in result.stdout
         assert ("(reported only)" in result.stdout) == (mode == "report")
+
+
+def test_machine_check_describes_a_failed_check():
+    from tools.machine_check import describe
+
+    assert describe(None) == "machine check: did not run"
+    line = describe({"two_threads_ms": 40.0, "one_thread_ms": 52.0, "speedup": 1.3})
+    assert "40 ms on 2 threads, 52 ms on 1" in line and "1.30x" in line

@@ -176,6 +176,30 @@ def test_best_threshold():
     assert threshold == pytest.approx(0.6) and acc == 1.0
 
 
+def test_best_threshold_agrees_with_scikit_learn_and_breaks_ties_high():
+    """On random scores, with and without ties, the accuracy is the best that scikit-learn's
+    ROC thresholds reach, the threshold reaches it, and no higher threshold does."""
+    from sklearn.metrics import roc_curve
+
+    g = torch.Generator().manual_seed(0)
+    for trial in range(300):
+        n = int(torch.randint(2, 60, (1,), generator=g))
+        labels = torch.randint(0, 2, (n,), generator=g)
+        labels[:2] = torch.tensor([0, 1])
+        scores = torch.rand(n, generator=g)
+        if trial % 2:  # few distinct values: many ties
+            scores = torch.randint(0, 6, (n,), generator=g).float() / 5
+        threshold, acc = best_threshold(scores, labels)
+        fpr, tpr, _ = roc_curve(labels.numpy(), scores.double().numpy())
+        positives = int(labels.sum())
+        best = max(tpr * positives + (1 - fpr) * (n - positives)) / n
+        assert acc == pytest.approx(best, abs=1e-12)
+        assert ((scores >= threshold).long() == labels).float().mean().item() == pytest.approx(acc)
+        higher = scores[scores > threshold].unique()
+        assert all(((scores >= t).long() == labels).float().mean() < acc - 1e-9 for t in higher)
+    assert best_threshold(torch.tensor([0.5, 0.5]), torch.tensor([0, 1])) == (float("inf"), 0.5)
+
+
 def test_best_threshold_bad_arguments():
     scores, labels = torch.tensor([0.1, 0.9]), torch.tensor([0, 1])
     with raises_naming(TypeError, "scores"):

@@ -95,23 +95,29 @@ def best_threshold(scores: torch.Tensor, labels: torch.Tensor) -> tuple[float, f
 
     ``scores (N,) float`` (higher = more likely a match) and ``labels (N,) int`` in {0, 1}.
     A pair is called a match when ``score >= threshold``; ``acc`` is the accuracy that rule
-    gets on these same pairs. The candidates are the thresholds of
-    ``sklearn.metrics.roc_curve``, so every distinct score is tried.
+    gets on these same pairs. Every distinct score is tried, and ``inf`` (no pair a match);
+    of equally good thresholds the highest wins. The right calls are counted exactly, in
+    integers (``sklearn.metrics.roc_curve`` gives the same candidates, but importing
+    scikit-learn took a page longer than the count).
     """
-    from sklearn.metrics import roc_curve
-
     check_tensor("scores", scores, ndim=1, dtype="float", finite=True)
     check_tensor("labels", labels, ndim=1, dtype="integer")
     check_same_batch(scores=scores, labels=labels)
     values = sorted(labels.unique().tolist())
     require(values == [0, 1], "labels", "0s and 1s, with both present", values)
-    y = labels.cpu().numpy()
-    fpr, tpr, thresholds = roc_curve(y, scores.detach().cpu().double().numpy())
-    positives = int(y.sum())
-    negatives = len(y) - positives
-    correct = tpr * positives + (1 - fpr) * negatives  # right calls at each threshold
-    best = int(correct.argmax())
-    return float(thresholds[best]), float(correct[best] / len(y))
+    ranked, order = scores.detach().cpu().double().sort(descending=True)
+    y = labels.cpu()[order].long()
+    true_yes = y.cumsum(0)  # matches called a match when the threshold is ranked[k]
+    false_yes = (1 - y).cumsum(0)
+    negatives = len(y) - int(y.sum())
+    last_of_tie = torch.ones(len(y), dtype=torch.bool)
+    last_of_tie[:-1] = ranked[1:] != ranked[:-1]  # a threshold counts all pairs tied with it
+    thresholds = torch.cat([ranked.new_tensor([float("inf")]), ranked[last_of_tie]])
+    correct = torch.cat(
+        [y.new_tensor([negatives]), true_yes[last_of_tie] + negatives - false_yes[last_of_tie]]
+    )
+    best = int(correct.argmax())  # the first of equal maxima: the highest threshold
+    return float(thresholds[best]), float(correct[best]) / len(y)
 
 
 def question_prior(questions: Sequence[str], answers: Sequence[str]) -> dict[str, str]:

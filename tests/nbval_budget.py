@@ -9,9 +9,10 @@ With ``MMBOOK_BUDGETS=report`` the times are reported but an exceeded budget doe
 run: ``make nbval-rounding`` runs on one CPU thread, slower than the two the budgets are set for,
 and checks the outputs only.
 
-Under the times it prints a machine check from the same run (``tools/machine_check.py``: a
-reference training step on two threads and on one), so that a report says whether the machine
-was in a slow state; ``MMBOOK_MACHINE_CHECK=0`` leaves it out. It never changes the verdict.
+Under the times it prints a machine check from the same run, before the first notebook and after
+the last (``tools/machine_check.py``: a reference training step on two threads and on one), so
+that a report says what state the machine was in; ``MMBOOK_MACHINE_CHECK=0`` leaves it out. It
+never changes the verdict.
 """
 
 from __future__ import annotations
@@ -41,6 +42,16 @@ def pytest_runtest_logreport(report):
     path = report.nodeid.split("::")[0]
     if path.endswith(".ipynb"):
         _times[path] += report.duration
+
+
+def _check_machine() -> bool:
+    """Whether to time the reference step (not with ``MMBOOK_MACHINE_CHECK=0``)."""
+    return os.environ.get("MMBOOK_MACHINE_CHECK", "1") != "0"
+
+
+def pytest_sessionstart(session):
+    if _check_machine():  # the machine's state before the first notebook, and after the last
+        _machine["before"] = machine_check.run()
 
 
 def pytest_collection_modifyitems(items):
@@ -77,8 +88,8 @@ def pytest_sessionfinish(session, exitstatus):
     if not _times:
         return
     _evaluate()
-    if os.environ.get("MMBOOK_MACHINE_CHECK", "1") != "0":  # the machine's state, same run
-        _machine["check"] = machine_check.run()
+    if _check_machine():
+        _machine["after"] = machine_check.run()
     kernel = session.config.getoption("nbval_kernel_name", None) or "notebook-kernel"
     out = Path(os.environ.get("MMBOOK_NBVAL_REPORT_DIR", "_build"))
     out.mkdir(exist_ok=True)
@@ -88,7 +99,7 @@ def pytest_sessionfinish(session, exitstatus):
         "budgets": _budgets,
         "total": sum(_times.values()),
         "over": _over,
-        "machine_check": _machine.get("check"),
+        "machine_check": {k: _machine.get(k) for k in ("before", "after")},
     }
     (out / f"nbval-times-{kernel}.json").write_text(json.dumps(report, indent=1))
     if _over and _enforced() and exitstatus == pytest.ExitCode.OK:
@@ -105,7 +116,8 @@ def pytest_terminal_summary(terminalreporter, config):
         flag = "  OVER BUDGET" if seconds > budget else ""
         write(f"  {path:45s} {seconds:6.1f} s  [{budget:.0f} s]{flag}")
     write(f"  {'total':45s} {sum(_times.values()):6.1f} s  [{BOOK_BUDGET_S:.0f} s]")
-    if "check" in _machine:
-        write(machine_check.describe(_machine["check"]))
+    for when in ("before", "after"):
+        if when in _machine:
+            write(machine_check.describe(_machine[when], f"{when} the notebooks"))
     for line in _over:
         write(f"BUDGET EXCEEDED: {line}" + ("" if _enforced() else " (reported only)"), red=True)

@@ -8,7 +8,7 @@ import pytest
 
 import mmlib
 from mmlib.book import results
-from mmlib.book.results import NUMBER, Band, Number, report, seed_band, show_table
+from mmlib.book.results import NUMBER, Band, Number, report, say, seed_band, show_table
 from tests.bad_input import raises_naming
 
 
@@ -106,6 +106,20 @@ def test_report_rejects_bad_input(bands_file):
         report("t.acc", float("nan"), "x")
     with raises_naming(TypeError, "label"):
         report("t.acc", 0.9, 3)
+
+
+def test_say_prints_like_print_and_keeps_each_numbers_tolerance(shown):
+    say(
+        "gap:",
+        Number(0.68, ".2f", tol=0.2),
+        "of",
+        200,
+        "scenes; took",
+        Number(3.2, ".1f", machine=True),
+    )
+    text, meta = shown[-1]
+    assert text == "gap: 0.68 of 200 scenes; took 3.2"
+    assert meta["mmbook"]["numbers"] == [pytest.approx([0.48, 0.88]), None, "any"]
 
 
 def test_show_table_keeps_each_numbers_tolerance(shown):

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Band", "Number", "report", "seed_band", "show_table"]
+__all__ = ["Band", "Number", "report", "say", "seed_band", "show_table"]
 
 BANDS_FILE = Path(__file__).with_name("seed_bands.json")
 
@@ -193,6 +193,20 @@ def show_table(rows: dict[str, dict[str, object]], first: str = "") -> None:
         segments.append(("\n" + name.ljust(label_width), None))
         for (text, allowed), w in zip(cells[name], widths, strict=True):
             segments += [("  " + " " * (w - len(text)), None), (text, allowed)]
+    _display(segments)
+
+
+def say(*parts: object) -> None:
+    """Print ``parts`` on one line, separated by spaces, as ``print`` does, but let each
+    :class:`Number` keep its allowed range (``print`` shows the text alone, so a re-run on
+    another CPU would have to print exactly the same digits)."""
+    segments: list[tuple[str, Allowed]] = []
+    for k, part in enumerate(parts):
+        segments.append((" " if k else "", None))
+        if isinstance(part, Number):
+            segments.append((repr(part), part.allowed))
+        else:
+            segments.append((str(part), None))
     _display(segments)
 
 

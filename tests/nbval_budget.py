@@ -11,8 +11,8 @@ and checks the outputs only.
 
 Under the times it prints a machine check from the same run, before the first notebook and after
 the last (``tools/machine_check.py``: a reference training step on two threads and on one), so
-that a report says what state the machine was in; ``MMBOOK_MACHINE_CHECK=0`` leaves it out. It
-never changes the verdict.
+that a report shows the machine's speed at those two moments; ``MMBOOK_MACHINE_CHECK=0`` leaves
+it out. It never changes the verdict.
 """
 
 from __future__ import annotations

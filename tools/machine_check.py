@@ -11,7 +11,7 @@ budgets stay in wall-clock seconds.
 
 The reference step is the book's commonest one: chapter 1's image encoder (width 8) on a batch
 of 128 images, forward, backward and an Adam update. It runs in a fresh process, so that the
-thread count is its own, in about 3 s plus torch's import.
+thread count is its own, in about 13 s with torch's import on these machines.
 
     python -m tools.machine_check
 """

@@ -59,6 +59,11 @@ def _askable(looks: tuple[tuple[int, int, int], ...]) -> tuple[list[tuple[str, i
 _COLOUR_SHAPE = [(c, s) for c in range(len(COLOURS)) for s in range(len(SHAPES))]
 
 
+def _absent_pairs(present: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The (colour, shape) pairs of the world that are not in ``present``, in a fixed order."""
+    return [pair for pair in _COLOUR_SHAPE if pair not in present]
+
+
 def _exists_question(colour: int, shape: int) -> str:
     """'is there a red circle?' for indices into COLOURS and SHAPES."""
     return f"is there a {COLOURS[colour]} {SHAPES[shape]}?"
@@ -82,7 +87,7 @@ def _questions(objects: list[list[int]], u: list[float]) -> list[tuple[str, str]
     if u[3] < 0.5:
         colour, shape = present[int(u[4] * len(present))]
     else:
-        absent = [pair for pair in _COLOUR_SHAPE if pair not in present]
+        absent = _absent_pairs(present)
         colour, shape = absent[int(u[4] * len(absent))]
     qa.append((_exists_question(colour, shape), ANSWERS[int(u[3] < 0.5)]))
     return qa

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-from mmlib.data.questions import _COLOUR_SHAPE, _exists_question
+from mmlib.data.questions import _absent_pairs, _exists_question
 from mmlib.data.scenes import Scenes, _check_scenes
 from mmlib.validate import check_choice, check_int, check_string_pairs, require
 
@@ -32,7 +32,7 @@ SAMPLINGS = ("random", "adversarial")
 def _absent_choices(present: list[tuple[int, int]], sampling: str) -> list[tuple[int, int]]:
     """The colour-shape pairs that are not in the picture; for "adversarial", only those that
     share a colour or a shape with one that is."""
-    absent = [pair for pair in _COLOUR_SHAPE if pair not in present]
+    absent = _absent_pairs(present)
     if sampling == "adversarial":
         absent = [(c, s) for c, s in absent if any(c == pc or s == ps for pc, ps in present)]
     return absent

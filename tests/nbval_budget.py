@@ -10,9 +10,10 @@ run: ``make nbval-rounding`` runs on one CPU thread, slower than the two the bud
 and checks the outputs only.
 
 Under the times it prints a machine check from the same run, before the first notebook and after
-the last (``tools/machine_check.py``: a reference training step on two threads and on one), so
-that a report shows the machine's speed at those two moments; ``MMBOOK_MACHINE_CHECK=0`` leaves
-it out. It never changes the verdict.
+the last (``tools/machine_check.py``: a reference training step on two threads and on one, and
+a matmul rate set against the statistics page's measured machine), so that a report shows the
+machine's speed at those two moments; ``MMBOOK_MACHINE_CHECK=0`` leaves it out. It never changes
+the verdict.
 """
 
 from __future__ import annotations
@@ -116,8 +117,9 @@ def pytest_terminal_summary(terminalreporter, config):
         flag = "  OVER BUDGET" if seconds > budget else ""
         write(f"  {path:45s} {seconds:6.1f} s  [{budget:.0f} s]{flag}")
     write(f"  {'total':45s} {sum(_times.values()):6.1f} s  [{BOOK_BUDGET_S:.0f} s]")
+    ref = machine_check.reference()
     for when in ("before", "after"):
         if when in _machine:
-            write(machine_check.describe(_machine[when], f"{when} the notebooks"))
+            write(machine_check.describe(_machine[when], f"{when} the notebooks", ref))
     for line in _over:
         write(f"BUDGET EXCEEDED: {line}" + ("" if _enforced() else " (reported only)"), red=True)

@@ -58,6 +58,7 @@ def test_budget_is_enforced(tmp_path, budget, mode, expected_rc):
         if check == "1":  # milliseconds per reference step, and the second thread's speed-up
             assert report["machine_check"][when]["two_threads_ms"] > 0
             assert report["machine_check"][when]["speedup"] > 0
+            assert report["machine_check"][when]["matmul_gflops"] > 0
         else:
             assert report["machine_check"][when] is None
     if budget == 1:  # over budget: said in either mode
@@ -72,3 +73,19 @@ def test_machine_check_describes_a_failed_check():
     assert describe(None, "after the notebooks") == "machine check after the notebooks: did not run"
     line = describe({"two_threads_ms": 40.0, "one_thread_ms": 52.0, "speedup": 1.3})
     assert "40 ms on 2 threads, 52 ms on 1" in line and "1.30x" in line
+
+
+def test_machine_check_sets_the_matmul_against_the_statistics_page(tmp_path):
+    from tools.machine_check import describe, reference
+
+    check = {"two_threads_ms": 40.0, "one_thread_ms": 52.0, "speedup": 1.3, "matmul_gflops": 41.0}
+    assert "matmul ran at 41 GFLOP/s (python" in describe(check)
+    ref = {"cpu": "AMD EPYC", "date": "2026-12-04 02:37 UTC", "matmul_gflops": 134.0}
+    ref["book_s"] = 251.6
+    line = describe(check, "after the notebooks", ref)
+    assert "41 GFLOP/s, 0.31 of the 134 GFLOP/s" in line and "whole book 252 s" in line
+    committed = reference()  # book/bench/report.json, written by make bench and make stats
+    assert committed is not None and committed["matmul_gflops"] > 1 and committed["book_s"] > 1
+    assert reference(tmp_path / "missing.json") is None
+    (tmp_path / "partial.json").write_text('{"machine": {"cpu": "x"}}')
+    assert reference(tmp_path / "partial.json") is None

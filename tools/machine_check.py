@@ -13,6 +13,12 @@ The reference step is the book's commonest one: chapter 1's image encoder (width
 of 128 images, forward, backward and an Adam update. It runs in a fresh process, so that the
 thread count is its own, in about 13 s with torch's import on these machines.
 
+The check also times a 2048x2048 float32 matrix product on two threads, the measure that
+``make bench`` records in ``book/bench/report.json`` with the book's times, so that a report can
+say how this machine compares with the one the statistics page was measured on: at 02:37 on
+2026-12-04 an AMD EPYC ran it at 134 GFLOP/s and the whole book in 252 s; at 16:10 the same kind
+of machine ran it at 41 GFLOP/s.
+
     python -m tools.machine_check
 """
 
@@ -22,8 +28,11 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 STEPS = 15
+MATMUL_SIZE = 2048  # as tools.bench measures the CPU's peak
+REFERENCE = Path(__file__).resolve().parents[1] / "book" / "bench" / "report.json"
 
 
 def _time_steps(threads: int, steps: int = STEPS) -> float:
@@ -52,8 +61,23 @@ def _time_steps(threads: int, steps: int = STEPS) -> float:
     return (time.perf_counter() - start) / steps
 
 
+def _matmul_flops(size: int = MATMUL_SIZE, repeats: int = 5) -> float:
+    """The best float32 FLOP/s of ``repeats`` square products on two threads (after one warm-up)."""
+    import torch
+
+    torch.set_num_threads(2)
+    a = torch.randn(size, size)
+    a @ a
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
 def measure() -> dict[str, float]:
-    """Milliseconds per reference step on two threads and on one, and their ratio.
+    """Milliseconds per reference step on two threads and on one, their ratio, and the matmul rate.
 
     Two threads are timed before and after the one-thread run and averaged, so a change of
     state during the check shows in both numbers rather than in the ratio alone."""
@@ -61,7 +85,29 @@ def measure() -> dict[str, float]:
     one = _time_steps(1)
     two.append(_time_steps(2))
     two_ms, one_ms = 1e3 * sum(two) / 2, 1e3 * one
-    return {"two_threads_ms": two_ms, "one_thread_ms": one_ms, "speedup": one_ms / two_ms}
+    return {
+        "two_threads_ms": two_ms,
+        "one_thread_ms": one_ms,
+        "speedup": one_ms / two_ms,
+        "matmul_gflops": _matmul_flops() / 1e9,
+    }
+
+
+def reference(path: Path = REFERENCE) -> dict | None:
+    """The statistics page's measured machine: its CPU, date, matmul GFLOP/s and book seconds.
+
+    None when the report is missing or has no CPU kernel with a matmul peak."""
+    try:
+        report = json.loads(path.read_text())
+        kernel = report["kernels"]["mmbook-cpu"]
+        return {
+            "cpu": report["machine"]["cpu"],
+            "date": report["machine"]["date"],
+            "matmul_gflops": kernel["matmul_peak"]["flops"] / 1e9,
+            "book_s": kernel["total_s"],
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def run(python: str = sys.executable, timeout: float = 120.0) -> dict[str, float] | None:
@@ -78,18 +124,31 @@ def run(python: str = sys.executable, timeout: float = 120.0) -> dict[str, float
         return None
 
 
-def describe(check: dict[str, float] | None, when: str = "") -> str:
-    """One line for a report; ``when`` (``"before the notebooks"``) follows "machine check"."""
+def describe(check: dict[str, float] | None, when: str = "", ref: dict | None = None) -> str:
+    """One line for a report; ``when`` (``"before the notebooks"``) follows "machine check".
+
+    With ``ref`` (from :func:`reference`) the matmul rate is also given as a share of the
+    statistics page's machine, whose book time it names."""
     head = f"machine check {when}".rstrip()
     if check is None:
         return f"{head}: did not run"
-    return (
+    line = (
         f"{head}: a reference training step took {check['two_threads_ms']:.0f} ms"
         f" on 2 threads, {check['one_thread_ms']:.0f} ms on 1; the second thread gave"
-        f" {check['speedup']:.2f}x (python -m tools.machine_check)"
+        f" {check['speedup']:.2f}x"
     )
+    if "matmul_gflops" in check:
+        size = f"{MATMUL_SIZE}x{MATMUL_SIZE}"
+        line += f"; a {size} matmul ran at {check['matmul_gflops']:.0f} GFLOP/s"
+        if ref is not None:
+            line += (
+                f", {check['matmul_gflops'] / ref['matmul_gflops']:.2f} of the"
+                f" {ref['matmul_gflops']:.0f} GFLOP/s of the statistics page's run"
+                f" ({ref['cpu']}, {ref['date']}, whole book {ref['book_s']:.0f} s)"
+            )
+    return line + " (python -m tools.machine_check)"
 
 
 if __name__ == "__main__":
     result = measure()
-    print(json.dumps(result) if "--json" in sys.argv else describe(result))
+    print(json.dumps(result) if "--json" in sys.argv else describe(result, ref=reference()))

@@ -119,3 +119,24 @@ def test_checked_embedding_keeps_the_state_dict():
     model = tiny()
     assert isinstance(model.wte, torch.nn.Embedding) and model.lm_head.weight is model.wte.weight
     assert "wte.weight" in model.state_dict()
+
+
+def test_prefix_embeds_go_in_as_they_are():
+    model = tiny()
+    idx = torch.randint(0, 11, (2, 12))  # the whole block_size: embeds take no positions
+    embeds = torch.randn(2, 3, 16)
+    logits, _ = model(idx, prefix_embeds=embeds)
+    assert logits.shape == (2, 12, 11)
+    changed = embeds.clone()
+    changed[1, 0] += 1.0
+    other, _ = model(idx, prefix_embeds=changed)
+    torch.testing.assert_close(other[0], logits[0])  # one image's tokens never see another's
+    assert not torch.equal(other[1], logits[1])
+    out = model.generate(idx[:, :4], 3, prefix_embeds=embeds, greedy=True)
+    assert out.shape == (2, 7)
+    with raises_naming(ValueError, "prefix_embeds"):
+        model(idx, prefix_embeds=torch.randn(2, 3, 15))  # not the model's width
+    with raises_naming(ValueError, "prefix_embeds"):
+        tiny(prefix_dim=5)(idx[:, :4], prefix=torch.randn(2, 1, 5), prefix_embeds=embeds)
+    with raises_naming(ValueError, "idx"):
+        model(torch.randint(0, 11, (2, 13)), prefix_embeds=embeds)

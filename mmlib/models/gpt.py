@@ -5,6 +5,9 @@ positions, tied input/output embeddings, and a ten-line ``generate`` loop. An op
 of feature vectors (for example image features) is projected to the model width and placed
 before the tokens, so the model can be conditioned on another modality (chapter 6.1); without
 a prefix it is a plain language model over any token vocabulary (chapter 6.2's image prior).
+A model trained on text alone can take *prefix embeddings* instead, vectors already at its
+width that a separate projector made (:mod:`mmlib.models.vlm`, the LLaVA recipe): the tokens
+then keep the positions they had in text-only training.
 
 Shapes: B batch, P prefix length, T tokens, C = n_embd, nh heads, hs = C // nh.
 """
@@ -121,7 +124,9 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def _check_input(self, idx: torch.Tensor, prefix: torch.Tensor | None) -> int:
+    def _check_input(
+        self, idx: torch.Tensor, prefix: torch.Tensor | None, prefix_embeds: torch.Tensor | None
+    ) -> int:
         """Check ``forward``'s input, cheaply (``wte`` reports ids out of range); return P."""
         check_tensor("idx", idx, ndim=2, dtype="integer")
         dim = self.config.prefix_dim
@@ -129,9 +134,17 @@ class GPT(nn.Module):
         if prefix is not None:
             check_tensor("prefix", prefix, dtype="float", shape=(None, None, dim))
             check_same_batch(idx=idx, prefix=prefix)
-        P = 0 if prefix is None else prefix.shape[1]
-        room = self.config.block_size - P
-        require(idx.shape[1] <= room, "idx", f"at most block_size - P = {room} tokens long", idx)
+        if prefix_embeds is not None:
+            require(prefix is None, "prefix_embeds", "not given with prefix", "both")
+            width = self.config.n_embd
+            check_tensor("prefix_embeds", prefix_embeds, dtype="float", shape=(None, None, width))
+            check_same_batch(idx=idx, prefix_embeds=prefix_embeds)
+            P = prefix_embeds.shape[1]  # no positions of their own: the tokens keep 0..T-1
+            room, what = self.config.block_size, "block_size"
+        else:
+            P = 0 if prefix is None else prefix.shape[1]
+            room, what = self.config.block_size - P, "block_size - P"
+        require(idx.shape[1] <= room, "idx", f"at most {what} = {room} tokens long", idx)
         return P
 
     def forward(
@@ -139,14 +152,21 @@ class GPT(nn.Module):
         idx: torch.Tensor,
         prefix: torch.Tensor | None = None,
         targets: torch.Tensor | None = None,
+        prefix_embeds: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits ``(B, T, vocab_size)`` for the token positions, and the mean cross-entropy
-        against ``targets (B, T)`` (entries ``-100`` are ignored) when targets are given."""
-        P = self._check_input(idx, prefix)
+        against ``targets (B, T)`` (entries ``-100`` are ignored) when targets are given.
+
+        ``prefix (B, P, prefix_dim)`` goes through ``prefix_proj`` and takes positions 0..P-1;
+        ``prefix_embeds (B, P, n_embd)`` goes in as it is, and the tokens keep positions 0..T-1.
+        """
+        P = self._check_input(idx, prefix, prefix_embeds)
         x = self.wte(idx)  # (B, T, C)
         if prefix is not None:
             x = torch.cat([self.prefix_proj(prefix), x], dim=1)  # (B, P + T, C)
         x = x + self.wpe(torch.arange(x.shape[1], device=idx.device))  # P + T positions
+        if prefix_embeds is not None:
+            x = torch.cat([prefix_embeds, x], dim=1)  # (B, P + T, C)
         for block in self.blocks:
             x = block(x)
         logits = self.lm_head(self.ln_f(x[:, P:]))  # (B, T, V)
@@ -167,6 +187,7 @@ class GPT(nn.Module):
         allowed: torch.Tensor | None = None,
         greedy: bool = False,
         generator: torch.Generator | None = None,
+        prefix_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Extend ``idx (B, T)`` by ``max_new_tokens`` sampled tokens -> ``(B, T + new)``.
 
@@ -181,7 +202,7 @@ class GPT(nn.Module):
         if allowed is not None:
             check_tensor("allowed", allowed, shape=(self.config.vocab_size,), dtype=torch.bool)
         for _ in range(max_new_tokens):
-            logits, _ = self(idx, prefix)
+            logits, _ = self(idx, prefix, prefix_embeds=prefix_embeds)
             logits = logits[:, -1] / temperature  # (B, V)
             if allowed is not None:
                 logits = logits.masked_fill(~allowed.to(logits.device), float("-inf"))

@@ -169,15 +169,23 @@ def sample(
     steps: int = 16,
     scale: float = 2.0,
     generator: torch.Generator | None = None,
+    clip: tuple[float, float] | None = None,
 ) -> torch.Tensor:
     """Samples ``(B, D)`` for conditions ``cond (B, E)``: Euler steps of ``dx/dt = v`` from noise
     at ``t = 0`` to ``t = 1``, the velocity from the guided clean prediction. Both predictions of
     a step run as one batch of ``2B``. The same ``generator`` state gives the same samples.
-    With at most ``1 / MIN_GAP`` steps the last step lands on its clean prediction."""
+    With at most ``1 / MIN_GAP`` steps the last step lands on its clean prediction.
+
+    ``clip=(low, high)`` clamps each guided clean prediction to the data's range (*static
+    thresholding*, as Imagen does: Saharia et al., NeurIPS 2022): guidance pushes predictions
+    past the range of real data, and clamping keeps the samples' colours real."""
     check_type("model", model, FlowDenoiser)
     check_tensor("cond", cond, dtype="float", shape=(None, model.cond_dim))
     check_int("steps", steps, minimum=1)
     check_float("scale", scale, low=0.0)
+    if clip is not None:
+        ok = isinstance(clip, tuple) and len(clip) == 2 and clip[0] < clip[1]
+        require(ok, "clip", "a (low, high) tuple with low < high, or None", clip)
     B, device = len(cond), cond.device
     x = torch.randn(B, model.data_dim, generator=generator).to(device)
     drop = torch.cat([torch.zeros(B, dtype=torch.bool), torch.ones(B, dtype=torch.bool)])
@@ -185,5 +193,7 @@ def sample(
         t = torch.full((B,), i / steps, device=device)
         both = model(x.repeat(2, 1), t.repeat(2), cond.repeat(2, 1), drop.to(device))
         x1_hat = guided(both[:B], both[B:], scale)
+        if clip is not None:
+            x1_hat = x1_hat.clamp(*clip)
         x = x + velocity_from_clean(x1_hat, x, t) / steps
     return x

@@ -114,3 +114,13 @@ def test_min_count_and_state_dict_round_trip(tok):
 def test_bad_input_is_rejected_naming_the_argument(tok, call, error, name):
     with raises_naming(error, name):
         call(tok)
+
+
+def test_bag_of_words_counts_each_word(tok):
+    bags = tok.bag_of_words(["a red circle", "circle red a", "a a red", ""])
+    assert bags.shape == (4, tok.vocab_size) and bags.dtype == torch.float32
+    assert torch.equal(bags[0], bags[1])  # word order is lost
+    assert bags[2, tok.ids["a"]] == 2 and bags[2].sum() == 3
+    assert bags[3].sum() == 0 and bags[:, tok.pad_id].sum() == 0
+    with raises_naming(TypeError, "texts"):
+        tok.bag_of_words("a red circle")

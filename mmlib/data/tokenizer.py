@@ -115,6 +115,16 @@ class Tokenizer:
             ids = torch.full((len(texts), 1), self.pad_id, dtype=torch.long)
         return ids, lengths
 
+    def bag_of_words(self, texts: Sequence[str]) -> torch.Tensor:
+        """How often each vocabulary word occurs in each text: ``(B, vocab_size) float32``.
+        Word order is lost ("a red circle" = "circle red a"); a linear layer on it sums one
+        learned vector per word, the simplest text encoder (chapter 6.2's denoiser uses it)."""
+        ids, _ = self.encode_batch(texts)  # (B, T), padded with <pad> = 0
+        counts = torch.zeros(len(ids), self.vocab_size)
+        counts.scatter_add_(1, ids, torch.ones(ids.shape))
+        counts[:, self.pad_id] = 0.0  # padding is not a word
+        return counts
+
     def to_dict(self) -> dict:
         """Everything needed to rebuild the tokenizer, for a checkpoint."""
         return {"tokens": list(self.tokens)}

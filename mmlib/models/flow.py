@@ -162,6 +162,17 @@ def flow_loss(
     return F.mse_loss(x1_hat, x1)
 
 
+def _check_sampling(model, cond, steps, scale, clip) -> None:
+    """Check :func:`sample`'s arguments."""
+    check_type("model", model, FlowDenoiser)
+    check_tensor("cond", cond, dtype="float", shape=(None, model.cond_dim))
+    check_int("steps", steps, minimum=1)
+    check_float("scale", scale, low=0.0)
+    if clip is not None:
+        ok = isinstance(clip, tuple) and len(clip) == 2 and clip[0] < clip[1]
+        require(ok, "clip", "a (low, high) tuple with low < high, or None", clip)
+
+
 @torch.no_grad()
 def sample(
     model: FlowDenoiser,
@@ -177,15 +188,9 @@ def sample(
     With at most ``1 / MIN_GAP`` steps the last step lands on its clean prediction.
 
     ``clip=(low, high)`` clamps each guided clean prediction to the data's range (*static
-    thresholding*, as Imagen does: Saharia et al., NeurIPS 2022): guidance pushes predictions
-    past the range of real data, and clamping keeps the samples' colours real."""
-    check_type("model", model, FlowDenoiser)
-    check_tensor("cond", cond, dtype="float", shape=(None, model.cond_dim))
-    check_int("steps", steps, minimum=1)
-    check_float("scale", scale, low=0.0)
-    if clip is not None:
-        ok = isinstance(clip, tuple) and len(clip) == 2 and clip[0] < clip[1]
-        require(ok, "clip", "a (low, high) tuple with low < high, or None", clip)
+    thresholding*, as Imagen does: Saharia et al., NeurIPS 2022): guidance can push a
+    prediction past the range of any real image, and clamping keeps every step's target in it."""
+    _check_sampling(model, cond, steps, scale, clip)
     B, device = len(cond), cond.device
     x = torch.randn(B, model.data_dim, generator=generator).to(device)
     drop = torch.cat([torch.zeros(B, dtype=torch.bool), torch.ones(B, dtype=torch.bool)])

@@ -43,7 +43,8 @@ __all__ = [
     "velocity_target",
 ]
 
-MIN_GAP = 0.05  # the smallest 1 - t that a clean prediction is divided by
+#: The smallest ``1 - t`` that a clean prediction is divided by (:func:`velocity_from_clean`).
+MIN_GAP = 0.05
 
 
 def interpolate(x1: torch.Tensor, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

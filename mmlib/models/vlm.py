@@ -29,7 +29,7 @@ from mmlib.validate import check_choice, check_int, check_ints, check_tensor, ch
 
 __all__ = ["PROJECTORS", "STAGES", "Projector", "VisionLanguageModel"]
 
-#: The projector kinds: one linear layer (LLaVA) or Linear-GELU-Linear (LLaVA-1.5).
+#: The kinds of projector, one linear layer (LLaVA) or Linear-GELU-Linear (LLaVA-1.5).
 PROJECTORS = ("linear", "mlp")
 #: The parts of a vision-language model that train in each stage; the encoder never does.
 STAGES = {"align": ("projector",), "instruct": ("projector", "lm")}

@@ -81,6 +81,11 @@ def test_sampler_shapes_determinism_and_last_step():
     for steps in (1, 3, int(1 / MIN_GAP)):
         out = sample(fixed, cond, steps=steps, generator=torch.Generator().manual_seed(0))
         torch.testing.assert_close(out, torch.arange(6.0).expand(5, -1))
+    path = []
+    last = sample(model, cond, steps=4, generator=torch.Generator().manual_seed(1), path=path)
+    assert len(path) == 5 and torch.equal(path[-1], last)
+    noise = torch.randn(5, 6, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(path[0], noise)  # the way starts at the noise
     clipped = sample(fixed, cond, steps=3, clip=(-1.0, 2.0))  # static thresholding
     torch.testing.assert_close(clipped, torch.arange(6.0).clamp(-1, 2).expand(5, -1))
 
@@ -137,6 +142,8 @@ def test_bad_input():
         sample(model, torch.randn(3, 5))
     with raises_naming(ValueError, "clip"):
         sample(model, cond, clip=(1.0, -1.0))
+    with raises_naming(TypeError, "path"):
+        sample(model, cond, path=())
 
 
 @pytest.mark.parametrize("scale", [0.0, 1.0, 3.0])

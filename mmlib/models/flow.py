@@ -163,7 +163,7 @@ def flow_loss(
     return F.mse_loss(x1_hat, x1)
 
 
-def _check_sampling(model, cond, steps, scale, clip) -> None:
+def _check_sampling(model, cond, steps, scale, clip, path) -> None:
     """Check :func:`sample`'s arguments."""
     check_type("model", model, FlowDenoiser)
     check_tensor("cond", cond, dtype="float", shape=(None, model.cond_dim))
@@ -172,6 +172,8 @@ def _check_sampling(model, cond, steps, scale, clip) -> None:
     if clip is not None:
         ok = isinstance(clip, tuple) and len(clip) == 2 and clip[0] < clip[1]
         require(ok, "clip", "a (low, high) tuple with low < high, or None", clip)
+    if path is not None:
+        check_type("path", path, list, "list or None")
 
 
 @torch.no_grad()
@@ -182,6 +184,7 @@ def sample(
     scale: float = 2.0,
     generator: torch.Generator | None = None,
     clip: tuple[float, float] | None = None,
+    path: list | None = None,
 ) -> torch.Tensor:
     """Samples ``(B, D)`` for conditions ``cond (B, E)``: Euler steps of ``dx/dt = v`` from noise
     at ``t = 0`` to ``t = 1``, the velocity from the guided clean prediction. Both predictions of
@@ -190,16 +193,22 @@ def sample(
 
     ``clip=(low, high)`` clamps each guided clean prediction to the data's range (*static
     thresholding*, as Imagen does: Saharia et al., NeurIPS 2022): guidance can push a
-    prediction past the range of any real image, and clamping keeps every step's target in it."""
-    _check_sampling(model, cond, steps, scale, clip)
+    prediction past the range of any real image, and clamping keeps every step's target in it.
+    ``path``, a list, receives ``x`` at every step's start and the samples at the end
+    (``steps + 1`` tensors ``(B, D)``): the way from noise to image."""
+    _check_sampling(model, cond, steps, scale, clip, path)
     B, device = len(cond), cond.device
     x = torch.randn(B, model.data_dim, generator=generator).to(device)
     drop = torch.cat([torch.zeros(B, dtype=torch.bool), torch.ones(B, dtype=torch.bool)])
     for i in range(steps):
+        if path is not None:
+            path.append(x)
         t = torch.full((B,), i / steps, device=device)
         both = model(x.repeat(2, 1), t.repeat(2), cond.repeat(2, 1), drop.to(device))
         x1_hat = guided(both[:B], both[B:], scale)
         if clip is not None:
             x1_hat = x1_hat.clamp(*clip)
         x = x + velocity_from_clean(x1_hat, x, t) / steps
+    if path is not None:
+        path.append(x)
     return x

@@ -61,19 +61,15 @@ def _time_steps(threads: int, steps: int = STEPS) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def _matmul_flops(size: int = MATMUL_SIZE, repeats: int = 5) -> float:
-    """The best float32 FLOP/s of ``repeats`` square products on two threads (after one warm-up)."""
+def _matmul_flops(size: int = MATMUL_SIZE) -> float:
+    """The best float32 FLOP/s of square products on two threads (chapter 7's timer, as
+    ``tools.bench`` uses it)."""
     import torch
 
+    from mmlib.training.profiling import measure_matmul_flops
+
     torch.set_num_threads(2)
-    a = torch.randn(size, size)
-    a @ a
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ a
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
+    return measure_matmul_flops(size=size, repeats=5, device="cpu")
 
 
 def measure() -> dict[str, float]:

@@ -1,9 +1,10 @@
-"""Accuracy and recall@k agree with hand-counted answers and reject malformed input."""
+"""Accuracy, recall@k and the variety of samples agree with hand-counted answers and reject
+malformed input."""
 
 import pytest
 import torch
 
-from mmlib.evaluation.metrics import accuracy, recall_at_k
+from mmlib.evaluation.metrics import accuracy, mean_pairwise_distance, recall_at_k, variety
 from tests.bad_input import raises_naming
 
 
@@ -119,3 +120,42 @@ def test_recall_at_k_with_indices_and_with_a_mask():
 def test_recall_at_k_rejects_bad_input(similarity, targets, k, error, argument):
     with raises_naming(error, argument):
         recall_at_k(similarity, targets, k)
+
+
+def test_mean_pairwise_distance_by_hand_and_against_a_loop():
+    groups = torch.tensor([[[0.0, 0.0], [3.0, 4.0]], [[1.0, 1.0], [1.0, 1.0]]])  # (2, 2, 2)
+    assert mean_pairwise_distance(groups).tolist() == [5.0, 0.0]
+    three = torch.randn(4, 3, 2, 5, generator=torch.Generator().manual_seed(0))  # (C, N, ...)
+    looped = [
+        sum(float((g[i] - g[j]).norm()) for i in range(3) for j in range(3) if i != j) / 6
+        for g in three
+    ]
+    assert mean_pairwise_distance(three).tolist() == pytest.approx(looped, rel=1e-5)
+
+
+def test_variety_is_one_against_itself_zero_for_copies_and_scales_with_spread():
+    real = torch.randn(3, 8, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    assert variety(real, real) == pytest.approx(1.0)
+    copies = real[:, :1].expand(3, 5, 3, 4, 4)  # every sample of a prompt the same
+    assert variety(copies, real) == 0.0
+    squeezed = real.mean(1, keepdim=True) + 0.5 * (real - real.mean(1, keepdim=True))
+    assert variety(squeezed, real) == pytest.approx(0.5, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "samples, reference, error, argument",
+    [
+        ([[0.0, 1.0]], torch.rand(2, 2, 3), TypeError, "samples"),
+        (torch.rand(2, 2, 3), "real", TypeError, "reference"),
+        (torch.zeros(2, 2, 3, dtype=torch.long), torch.rand(2, 2, 3), TypeError, "samples"),
+        (torch.rand(2, 1, 3), torch.rand(2, 2, 3), ValueError, "samples"),
+        (torch.rand(2, 2, 3), torch.rand(2, 1, 3), ValueError, "reference"),
+        (torch.rand(2, 3), torch.rand(2, 3), ValueError, "samples"),
+        (torch.rand(2, 2, 3), torch.rand(3, 2, 3), ValueError, "reference"),
+        (torch.rand(2, 2, 3), torch.rand(2, 2, 4), ValueError, "reference"),
+        (torch.rand(2, 2, 3), torch.ones(2, 2, 3), ValueError, "reference"),
+    ],
+)
+def test_variety_rejects_bad_input(samples, reference, error, argument):
+    with raises_naming(error, argument):
+        variety(samples, reference)

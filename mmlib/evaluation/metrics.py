@@ -1,6 +1,7 @@
-"""Metrics the chapters report: classification accuracy and retrieval recall@k.
+"""Metrics the chapters report: classification accuracy, retrieval recall@k, and the variety
+of generated samples.
 
-Both return plain Python floats in ``[0, 1]`` and check their inputs first.
+They return plain Python floats and check their inputs first.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ __all__ = [
     "count_parameters",
     "question_prior",
     "recall_at_k",
+    "mean_pairwise_distance",
+    "variety",
 ]
 
 _KINDS = {1: "integer", 2: "float"}  # dtypes of accuracy's (N,) predictions, (N, C) logits
@@ -132,3 +135,46 @@ def question_prior(questions: Sequence[str], answers: Sequence[str]) -> dict[str
     for question, answer in zip(questions, answers, strict=True):
         counts.setdefault(question, Counter())[answer] += 1
     return {question: c.most_common(1)[0][0] for question, c in counts.items()}
+
+
+def _check_groups(name: str, groups: object) -> torch.Tensor:
+    check_tensor(name, groups, dtype="float")
+    require(groups.ndim >= 3 and groups.shape[1] >= 2, name, "(C, N, ...) with N >= 2", groups)
+    return groups
+
+
+def mean_pairwise_distance(groups: torch.Tensor) -> torch.Tensor:
+    """For ``groups (C, N, ...)``, C groups of N samples each (N >= 2), the mean Euclidean
+    distance between two different samples of a group: ``(C,)``."""
+    flat = _check_groups("groups", groups).detach().flatten(2).float()  # (C, N, D)
+    n = flat.shape[1]
+    return torch.cdist(flat, flat).sum((1, 2)) / (n * (n - 1))  # the diagonal adds 0
+
+
+def variety(samples: torch.Tensor, reference: torch.Tensor) -> float:
+    """How varied a generator's samples are, against real data: the mean over groups of
+    ``mean_pairwise_distance(samples) / mean_pairwise_distance(reference)``.
+
+    ``samples (C, N, ...)``: N samples for each of C prompts; ``reference (C, M, ...)``: M real
+    examples of each prompt, of the same shape per sample. 1 means two samples of a prompt
+    differ as much as two real examples of it do; 0 means every sample of a prompt is the same.
+    Samples that miss the prompt can be varied too, so read it beside a fidelity measure.
+    """
+    _check_groups("samples", samples)
+    _check_groups("reference", reference)
+    require(
+        reference.ndim == samples.ndim
+        and reference.shape[0] == samples.shape[0]
+        and reference.shape[2:] == samples.shape[2:],
+        "reference",
+        f"(C, M, ...) with C and the sample shape of samples {tuple(samples.shape)}",
+        reference,
+    )
+    real = mean_pairwise_distance(reference)
+    require(
+        bool((real > 0).all()),
+        "reference",
+        "groups whose examples are not all the same",
+        "a group of identical examples",
+    )
+    return float((mean_pairwise_distance(samples).cpu() / real.cpu()).mean())

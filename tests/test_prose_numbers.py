@@ -52,9 +52,32 @@ def _strip(markdown: str) -> str:
     return SECTION_REFS.sub(" ", text)
 
 
+FENCE = re.compile(r"^(`{3,}|:{3,})(\{[^}]+\})?(.*)$")
+
+
 def _directive_bodies(markdown: str) -> str:
-    """Directive bodies (admonitions, exercises) are prose too: keep them, drop the fences."""
-    return re.sub(r"^```\{[^}]+\}.*$|^```\s*$", " ", markdown, flags=re.M)
+    """Directive bodies (admonitions, exercises) are prose too: keep them, drop their fences.
+
+    Code blocks keep their fences, so that :func:`_strip` removes them whole, also where a
+    directive holds several of them: each fence is matched with its own opener.
+    """
+    lines, open_ = [], []  # open_: (marker, is_directive) of the fences opened and not closed
+    for line in markdown.split("\n"):
+        m = FENCE.match(line.strip())
+        if not m:
+            lines.append(line)
+            continue
+        marker, directive, rest = m.groups()
+        in_code = bool(open_) and not open_[-1][1]
+        closes = not directive and not rest.strip() and open_ and marker[0] == open_[-1][0][0]
+        if closes and len(marker) >= len(open_[-1][0]):
+            lines.append(" " if open_.pop()[1] else line)
+        elif in_code:
+            lines.append(line)  # a line inside a code block that only looks like a fence
+        else:
+            open_.append((marker, bool(directive)))
+            lines.append(" " if directive else line)
+    return "\n".join(lines)
 
 
 def _sentences(text: str) -> list[str]:
@@ -159,3 +182,18 @@ def test_the_check_finds_a_typed_result():
         ),
     ]
     assert [n for _, n, _ in typed_numbers(nb)] == ["0.883", "91%"]
+
+
+def test_code_blocks_in_a_directive_are_code_and_the_prose_between_them_is_prose():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(
+            ":::{admonition} Run notes\n:class: dropdown\n"
+            "```python\nprint(0.123)\n```\n\nIt printed\n\n```text\n0.456\n```\n\n"
+            "and between the blocks the model reached 0.789.\n\n"
+            "```text\n0.321\n```\n:::\n\n"
+            "````{exercise}\nA question with a block:\n```python\nx = 0.654\n```\n"
+            "Its answer is 0.987.\n````"
+        ),
+    ]
+    assert [n for _, n, _ in typed_numbers(nb)] == ["0.789", "0.987"]

@@ -1,7 +1,8 @@
 """Metrics the chapters report: classification accuracy, retrieval recall@k, and the variety
 of generated samples.
 
-They return plain Python floats and check their inputs first.
+The scores (accuracy, recall@k, variety) are plain Python floats; every function checks its
+inputs first.
 """
 
 from __future__ import annotations

@@ -10,9 +10,17 @@ from mmlib.data.tasks import (
     follow_ups,
     qa_examples,
     relation_questions,
+    scratchpad_answers,
     slot_targets,
 )
-from mmlib.data.world import ANSWERS, ATTRIBUTES, Combinations
+from mmlib.data.world import (
+    _TRUE_RELATIONS,
+    ANSWERS,
+    ATTRIBUTES,
+    POSITIONS,
+    RELATIONS,
+    Combinations,
+)
 from tests.bad_input import raises_naming
 from tests.shapes_reader import caption_is_true, objects_of, parse
 
@@ -75,6 +83,40 @@ def test_easy_negatives_come_from_other_scenes(scenes):
     assert captions != scenes.captions and sum(labels.tolist()) == len(scenes) - len(scenes) // 2
 
 
+def test_scratchpad_answer_of_a_hand_built_scene():
+    pair = Combinations(
+        ("shape", "colour", "position"), {("circle", "red", "left"), ("square", "blue", "right")}
+    )
+    scene = make_scenes(1, num_objects=2, only=pair)
+    asked = ["is the circle left of the square?", "is the square left of the circle?"]
+    asked += ["what colour is the circle?"]
+    got = scratchpad_answers(scene, torch.zeros(3, dtype=torch.long), asked, ["yes", "no", "red"])
+    assert got == ["left right yes", "right left no", "red"]
+
+
+def test_scratchpad_names_both_places_and_ends_with_the_answer(scenes):
+    index, questions, answer_ids = qa_examples(scenes)
+    answers = [ANSWERS[a] for a in answer_ids.tolist()]
+    written = scratchpad_answers(scenes, index, questions, answers)
+    relations = 0
+    for i, question, answer, said in zip(index.tolist(), questions, answers, written, strict=True):
+        if " ".join(said.split()[-1:]) != answer:
+            raise AssertionError(f"{question!r}: {said!r} does not end with {answer!r}")
+        if said == answer:
+            continue
+        relations += 1
+        first, second, final = said.split()
+        relation = next(r for r in RELATIONS if f" {r} " in question)
+        holds = (
+            RELATIONS.index(relation)
+            in _TRUE_RELATIONS[POSITIONS.index(first)][POSITIONS.index(second)]
+        )
+        assert final == ("yes" if holds else "no"), (question, said)
+        places = {POSITIONS[p] for p in scenes.attributes[i, :2, 3].tolist()}
+        assert {first, second} == places
+    assert relations > 20
+
+
 @pytest.mark.parametrize(
     ("call", "error", "name"),
     [
@@ -97,6 +139,42 @@ def test_easy_negatives_come_from_other_scenes(scenes):
         (lambda: canonical_captions("scenes"), TypeError, "scenes"),
         (lambda: slot_targets(torch.zeros(2, 4, dtype=torch.long)), ValueError, "attributes"),
         (lambda: slot_targets(torch.zeros(2, 2, 4)), TypeError, "attributes"),
+        (
+            lambda: scratchpad_answers(make_scenes(2), torch.zeros(2), ["a"] * 2, ["b"] * 2),
+            TypeError,
+            "scene_index",
+        ),
+        (
+            lambda: scratchpad_answers(
+                make_scenes(2), torch.zeros(2, dtype=torch.long), "q", ["b"]
+            ),
+            TypeError,
+            "questions",
+        ),
+        (
+            lambda: scratchpad_answers(
+                make_scenes(2), torch.zeros(1, dtype=torch.long), ["how many shapes?"], ["b"] * 2
+            ),
+            ValueError,
+            "scene_index, questions and answers",
+        ),
+        (
+            lambda: scratchpad_answers(
+                make_scenes(2), torch.tensor([5]), ["how many shapes?"], ["one"]
+            ),
+            ValueError,
+            "scene_index",
+        ),
+        (
+            lambda: scratchpad_answers(
+                make_scenes(2, num_objects=2, seed=3),
+                torch.tensor([0]),
+                ["is the dax left of the wug?"],
+                ["no"],
+            ),
+            ValueError,
+            "questions[0]",
+        ),
     ],
 )
 def test_bad_input_is_rejected_naming_the_argument(call, error, name):

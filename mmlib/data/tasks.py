@@ -6,6 +6,7 @@
 - :func:`follow_ups`: two-turn dialogues, "and the square?" (chapter 6.1)
 - :func:`canonical_captions` and :func:`slot_targets`: one fixed caption per scene, and what
   stands at each place, for the captioner and its reading head (chapter 6.1)
+- :func:`scratchpad_answers`: relation answers with their reasoning written first (chapter 6.1)
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import torch
 
 from mmlib.data.captions import _change_one_attribute, _true_captions, captions_for
+from mmlib.data.questions import _askable
+from mmlib.data.reading import question_type
 from mmlib.data.scenes import Scenes, _check_scenes
 from mmlib.data.world import (
     _CENTRE,
@@ -24,7 +27,7 @@ from mmlib.data.world import (
     SHAPES,
     SIZES,
 )
-from mmlib.validate import check_int, check_tensor, check_type, require
+from mmlib.validate import check_int, check_strings, check_tensor, check_type, require
 
 _X = dict(zip(POSITIONS, _CENTRE[:, 0].tolist(), strict=True))  # x of each place
 
@@ -34,6 +37,7 @@ __all__ = [
     "follow_ups",
     "qa_examples",
     "relation_questions",
+    "scratchpad_answers",
     "slot_targets",
 ]
 
@@ -198,3 +202,40 @@ def slot_targets(attributes: torch.Tensor) -> torch.Tensor:
         rows = (attributes[:, k, 0] >= 0).nonzero().squeeze(1)
         slots[rows, attributes[rows, k, 3]] = attributes[rows, k, :3] + 1
     return slots
+
+
+def scratchpad_answers(
+    scenes: Scenes, scene_index: torch.Tensor, questions: list[str], answers: list[str]
+) -> list[str]:
+    """Answers with their reasoning written out first: a *scratchpad* (Nye et al., 2021).
+
+    The answer to a relation question becomes the place of the first object it names, the
+    place of the second, then the answer itself: "is the red circle left of the blue square?"
+    -> ``"left right yes"``. Every other answer is returned as it is. ``scene_index (M,)`` and
+    the M ``questions`` are as :func:`qa_examples` gives them; ``answers`` are M words.
+    """
+    _check_scenes("scenes", scenes)
+    check_tensor("scene_index", scene_index, dtype="integer", shape=(None,))
+    questions, answers = check_strings("questions", questions), check_strings("answers", answers)
+    sizes = (len(scene_index), len(questions), len(answers))
+    require(len(set(sizes)) == 1, "scene_index, questions and answers", "one length", sizes)
+    if sizes[0]:
+        low, high = int(scene_index.min()), int(scene_index.max())
+        require(low >= 0 and high < len(scenes), "scene_index", f"in [0, {len(scenes)})", high)
+    out = []
+    for i, question, answer in zip(scene_index.tolist(), questions, answers, strict=True):
+        if question_type(question) != "relation":
+            out.append(answer)
+            continue
+        objects = scenes.attributes[i, : scenes.num_objects[i]].tolist()
+        names = [name for _, name in _askable(tuple(tuple(o[:3]) for o in objects))]
+        order = [
+            (a, b)
+            for a, b in ((0, 1), (1, 0))
+            if len(objects) == 2 and question.startswith(f"is {names[a]} ")
+            and question.endswith(f" {names[b]}?")
+        ]  # fmt: skip
+        require(len(order) == 1, f"questions[{len(out)}]", "about its scene's objects", question)
+        first, second = (POSITIONS[objects[k][3]] for k in order[0])
+        out.append(f"{first} {second} {answer}")
+    return out

@@ -8,7 +8,7 @@ import pytest
 
 import mmlib
 from mmlib.book import results
-from mmlib.book.results import NUMBER, Band, Number, report, say, seed_band, show_table
+from mmlib.book.results import NUMBER, Band, Number, banded, report, say, seed_band, show_table
 from tests.bad_input import raises_naming
 
 
@@ -144,3 +144,27 @@ def test_show_table_keeps_each_numbers_tolerance(shown):
     assert specs[3:] == [None, None, pytest.approx([0.835, 1.035]), "any"]
     with raises_naming(TypeError, "rows"):
         show_table({})
+
+
+def test_banded_numbers_take_their_band_and_are_recorded_where_shown(bands_file, shown):
+    cell = banded("t.acc", 0.9012, ".2f")
+    assert repr(cell) == "0.90" and cell.allowed == pytest.approx((0.805, 0.985))
+    show_table({"model": {"accuracy": cell, "questions": 200}}, first="toy")
+    text, meta = shown[-1]
+    assert text.splitlines()[1].split() == ["model", "0.90", "200"]
+    assert meta["mmbook"]["reports"] == [{"name": "t.acc", "value": 0.9012, "fmt": ".2f"}]
+    assert meta["mmbook"]["numbers"][0] == pytest.approx([0.805, 0.985])
+    say("toy:", cell)
+    assert shown[-1][1]["mmbook"]["reports"][0]["name"] == "t.acc"
+    show_table({"model": {"accuracy": Number(0.9, tol=0.1)}})
+    assert "reports" not in shown[-1][1]["mmbook"]  # a plain Number is not measured
+
+
+def test_banded_while_measuring_needs_no_band_and_rejects_bad_input(bands_file, monkeypatch):
+    with pytest.raises(KeyError, match="make bands"):
+        banded("t.unknown", 0.5)
+    with raises_naming(ValueError, "value"):
+        banded("t.acc", float("inf"))
+    monkeypatch.setenv("MMBOOK_SEED", "2")
+    number = banded("t.unknown", 0.5)
+    assert number.allowed is None and number.measured["value"] == 0.5

@@ -17,9 +17,22 @@ def test_reported_values_are_read_from_output_metadata(tmp_path):
             metadata={"mmbook": {"report": {"name": "t.acc", "value": 0.9, "fmt": ".3f"}}},
         ),
         nbformat.v4.new_output("stream", name="stdout", text="other 0.5\n"),
+        nbformat.v4.new_output(
+            "display_data",
+            data={"text/plain": "table 0.70 0.20"},
+            metadata={
+                "mmbook": {
+                    "reports": [
+                        {"name": "t.a", "value": 0.7, "fmt": ".2f"},
+                        {"name": "t.b", "value": 0.2, "fmt": ".2f"},
+                    ]
+                }
+            },
+        ),
     ]
     nb.cells = [cell]
-    assert reported_values(nb) == {"t.acc": (0.9, ".3f")}
+    expected = {"t.acc": (0.9, ".3f"), "t.a": (0.7, ".2f"), "t.b": (0.2, ".2f")}
+    assert reported_values(nb) == expected
     entry = _entry(tmp_path / "x.ipynb", [0.9, 0.8], [0, 1], ".3f", "0 1")
     assert entry["values"] == [0.9, 0.8] and entry["notebook"] == "x.ipynb"
     assert entry["command"] == "make bands NB=" + (tmp_path / "x.ipynb").as_posix() + ' SEEDS="0 1"'

@@ -41,12 +41,13 @@ def cpu_name() -> str:
 
 
 def reported_values(nb) -> dict[str, tuple[float, str]]:
-    """``{name: (value, fmt)}`` of every :func:`mmlib.book.results.report` in the outputs."""
+    """``{name: (value, fmt)}`` of every :func:`mmlib.book.results.report` in the outputs, and
+    of every :func:`mmlib.book.results.banded` number that a table or line showed."""
     found = {}
     for cell in nb.cells:
         for out in cell.get("outputs", []):
-            entry = out.get("metadata", {}).get("mmbook", {}).get("report")
-            if entry:
+            meta = out.get("metadata", {}).get("mmbook", {})
+            for entry in [meta["report"]] if meta.get("report") else meta.get("reports", []):
                 found[entry["name"]] = (entry["value"], entry["fmt"])
     return found
 

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Band", "Number", "report", "say", "seed_band", "show_table"]
+__all__ = ["Band", "Number", "banded", "report", "say", "seed_band", "show_table"]
 
 BANDS_FILE = Path(__file__).with_name("seed_bands.json")
 
@@ -108,7 +108,7 @@ class Number(float):
         if tol is not None and not tol >= 0:
             raise ValueError(f"tol must be a number >= 0, got {tol!r}")
         number = super().__new__(cls, float(value))
-        number.fmt, number.band = fmt, band
+        number.fmt, number.band, number.measured = fmt, band, None
         if band is not None:
             number.allowed = band.accepted
         elif tol is not None:
@@ -174,6 +174,28 @@ def report(name: str, value: float, label: str, fmt: str = ".3f") -> Number:
     return number
 
 
+def banded(name: str, value: float, fmt: str = ".3f") -> Number:
+    """A measurement with its own seed band, shown in a table or a line rather than headlined.
+
+    Like :func:`report`, but it prints nothing: the :func:`show_table` or :func:`say` that shows
+    it records it for ``make bands``, and a re-run must be on track for the band. For results
+    that swing from seed to seed (a training path's accident), which a fixed ``tol`` would
+    either hide or fail on another CPU.
+    """
+    if not math.isfinite(float(value)):
+        raise ValueError(f"value must be a finite number, got {value!r}")
+    measuring = bool(os.environ.get("MMBOOK_SEED"))  # `make bands` is measuring the band itself
+    number = Number(value, fmt) if measuring else Number(value, fmt, band=seed_band(name))
+    number.measured = {"name": name, "value": float(value), "fmt": fmt}
+    return number
+
+
+def _measured(values) -> dict | None:
+    """Output metadata that lets ``make bands`` read back the :func:`banded` numbers shown."""
+    found = [v.measured for v in values if isinstance(v, Number) and v.measured]
+    return {"reports": found} if found else None
+
+
 def show_table(rows: dict[str, dict[str, object]], first: str = "") -> None:
     """Display a table of results: one row per key of ``rows``, one column per inner key.
 
@@ -193,7 +215,7 @@ def show_table(rows: dict[str, dict[str, object]], first: str = "") -> None:
         segments.append(("\n" + name.ljust(label_width), None))
         for (text, allowed), w in zip(cells[name], widths, strict=True):
             segments += [("  " + " " * (w - len(text)), None), (text, allowed)]
-    _display(segments)
+    _display(segments, _measured(v for row in rows.values() for v in row.values()))
 
 
 def say(*parts: object) -> None:
@@ -207,7 +229,7 @@ def say(*parts: object) -> None:
             segments.append((repr(part), part.allowed))
         else:
             segments.append((str(part), None))
-    _display(segments)
+    _display(segments, _measured(parts))
 
 
 def _cell(value: object) -> tuple[str, Allowed]:

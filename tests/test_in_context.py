@@ -5,7 +5,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmlib.models.in_context import InContextNamer, naming_loss
+from mmlib.models.in_context import (
+    InContextNamer,
+    attention_maps,
+    fit_support_heads,
+    naming_loss,
+)
 from mmlib.training.loop import train
 from tests.bad_input import raises_naming
 
@@ -92,3 +97,53 @@ def test_bad_construction_and_masks_are_rejected():
         naming_loss(model, features, names, torch.ones(2, 3))
     with raises_naming(ValueError, "mask"):
         naming_loss(model, features, names, torch.ones(2, 4, dtype=torch.bool))
+
+
+def test_attention_maps_are_causal_rows_that_sum_to_one_and_rebuild_the_block():
+    torch.manual_seed(2)
+    model, features, names = _model().eval(), torch.randn(3, 4, 6), torch.randint(30, (3, 4))
+    maps = attention_maps(model, features, names)
+    assert len(maps) == 2 and maps[0].shape == (3, 4, 8, 8)
+    assert torch.allclose(maps[1].sum(-1), torch.ones(3, 4, 8), atol=1e-6)
+    assert (maps[0].triu(1) == 0).all()  # no token reads a later one
+    block, x = model.blocks[0], model.tokens(features, names)  # the weights give the block's attn
+    _, _, v = block.attn.c_attn(block.ln_1(x)).split(64, dim=2)
+    v = v.view(3, 8, 4, 16).transpose(1, 2)
+    mixed = (maps[0] @ v).transpose(1, 2).reshape(3, 8, 64)
+    assert torch.allclose(block.attn.c_proj(mixed), block.attn(block.ln_1(x)), atol=1e-5)
+
+
+def test_support_heads_fit_the_support_by_gradient_descent():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(5, 3, 8, generator=g)  # 5 episodes, 3 classes each
+    classes = torch.tensor([0, 1, 2, 0, 1, 2]).expand(5, -1)
+    support = centres.gather(1, classes[..., None].expand(-1, -1, 8)) + 0.1 * torch.randn(
+        5, 6, 8, generator=g
+    )
+    weights, biases = fit_support_heads(support, classes, ways=3, steps=100, lr=0.5)
+    assert weights.shape == (5, 3, 8) and biases.shape == (5, 3) and not weights.requires_grad
+    queries = centres + 0.1 * torch.randn(5, 3, 8, generator=g)  # one new example per class
+    scores = queries @ weights.transpose(1, 2) + biases[:, None]
+    assert torch.equal(scores.argmax(-1), torch.arange(3).expand(5, -1))
+    one_step, _ = fit_support_heads(support, classes, ways=3, steps=1, lr=0.5)
+    logits = support @ torch.zeros(5, 3, 8).transpose(1, 2)  # the first step, by hand
+    by_hand = (
+        -0.5 / 6 * torch.einsum("esc,esf->ecf", logits.softmax(-1) - F.one_hot(classes, 3), support)
+    )
+    assert torch.allclose(one_step, by_hand, atol=1e-6)
+
+
+def test_support_heads_bad_input():
+    support, classes = torch.randn(2, 4, 3), torch.zeros(2, 4, dtype=torch.long)
+    with raises_naming(ValueError, "support"):
+        fit_support_heads(torch.randn(4, 3), classes, ways=2)
+    with raises_naming(ValueError, "support"):
+        fit_support_heads(torch.randn(2, 0, 3), torch.zeros(2, 0, dtype=torch.long), ways=2)
+    with raises_naming(ValueError, "classes"):
+        fit_support_heads(support, torch.full((2, 4), 2), ways=2)
+    with raises_naming(ValueError, "classes"):
+        fit_support_heads(support, torch.zeros(2, 5, dtype=torch.long), ways=2)
+    with raises_naming(ValueError, "ways"):
+        fit_support_heads(support, classes, ways=0)
+    with raises_naming(TypeError, "steps"):
+        fit_support_heads(support, classes, ways=2, steps=1.5)

@@ -75,8 +75,11 @@ def test_episodes_repeat_under_a_seed_and_index_like_a_batch():
     part = a[torch.tensor([3, 1])]
     assert len(part) == 2 and torch.equal(part.names[1], a.names[1])
     assert len(a[5]) == 1 and len(a[:10]) == 10
+    assert len(a[a.choices[:, 0] < 100]) == 40  # a bool mask, as for Scenes
     with raises_naming(TypeError, "index"):
         a["first"]
+    with raises_naming(IndexError, "index"):
+        a[40]
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mmlib.data.scenes import _row_index
 from mmlib.validate import check_int, check_ints, check_tensor, require
 
 __all__ = ["Episodes", "make_episodes", "nonce_names"]
@@ -51,7 +52,8 @@ def nonce_names(count: int, seed: int = 0) -> list[str]:
 
 @dataclass
 class Episodes:
-    """E episodes of L positions each; index with an int, a slice or an index tensor.
+    """E episodes of L positions each; index like :class:`~mmlib.data.scenes.Scenes` (an int, a
+    slice, a list or an int or bool tensor).
 
     - ``objects``: ``(E, L) int64``, each position's object, an index into the pool's labels
     - ``names``: ``(E, L) int64``, each position's name id, from the name pool given
@@ -72,10 +74,8 @@ class Episodes:
     def __len__(self) -> int:
         return len(self.objects)
 
-    def __getitem__(self, index: int | slice | torch.Tensor) -> Episodes:
-        if isinstance(index, bool) or not isinstance(index, (int, slice, torch.Tensor)):
-            raise TypeError(f"index must be an int, a slice or an index tensor, got {index!r}")
-        rows = torch.arange(len(self))[index].reshape(-1)
+    def __getitem__(self, index: int | slice | list | torch.Tensor) -> Episodes:
+        rows = _row_index("index", index, len(self))  # the rows, checked as Scenes checks them
         return Episodes(*(getattr(self, f)[rows] for f in self.__dataclass_fields__))
 
 

@@ -1,30 +1,36 @@
 """pytest plugin for nbval runs: time each notebook and enforce its declared budget.
 
 Each notebook declares ``metadata.mmbook.budget_s`` (at most 60 s); the whole book may take
-at most 300 s (both limits from ``tools/budgets.py``), on the slower of the 2-core machines.
+at most 300 s (both limits from ``tools/budgets.py``), on the slower kind of 2-core machine.
 Time is measured from the kernel's start to the last cell, as nbval runs it.
 Load with ``-p tests.nbval_budget``. Writes ``_build/nbval-times-<kernel>.json``.
 
-The budgets are judged in seconds of the statistics page's machine (``book/bench/report.json``:
-an AMD EPYC, the slower kind, whole book 252 s), because machines under the same name differ
-by more than the budgets' headroom (``tools/machine_check.py``: 134 against 36 to 63 GFLOP/s).
-Before each notebook, and after the last, the plugin reads the machine's matmul rate
-(``tools.machine_check.matmul_gflops``, about a second, outside the notebook's time); a
-notebook's *speed* is the mean of the readings before and after it over the page machine's rate,
-at most 1, and its judged time is its wall-clock time times that speed. A slower machine is so
-judged as if it were the page's; a faster one is held to its wall-clock time. Without the
-reference, or when a reading fails, speed is 1. ``MMBOOK_BUDGET_CLOCK=wall`` judges wall-clock
-seconds and takes no readings. The report prints both times.
+**Which seconds.** The budgets are judged in seconds of the statistics page's machine
+(``book/bench/report.json``, the slower kind: an AMD EPYC that ran the book in 252 s), because
+machines under the same name are not all that machine (``tools/machine_check.py``: some are
+first-generation Zen cores, whose matmul peak is below the page machine's measured rate). A
+run's *speed* against the page's machine is estimated twice, from this run alone:
+
+- **by the unchanged notebooks**: those whose code cells are as the page timed them
+  (``tools.budgets.fingerprint``), their seconds there over their seconds here;
+- **by the matmul**: the mean of this run's machine-check readings, before the first notebook
+  and after the last, over the page machine's rate.
+
+The speed is the larger of the two, at most 1, and every notebook's judged time is its wall-clock
+time times the speed. The larger is the stricter: the matmul alone reads a slow machine slower
+than the book runs there, and the unchanged notebooks alone would hide a change in ``mmlib`` that
+slows every notebook. Without either estimate (no report, fewer than
+``MIN_CALIBRATION_S`` seconds of unchanged notebooks, the machine check off or failed) the speed
+is 1: wall-clock seconds. A faster machine is always held to its wall clock.
+``MMBOOK_BUDGET_CLOCK=wall`` judges wall-clock seconds. The report prints both times.
 
 With ``MMBOOK_BUDGETS=report`` the times are reported but an exceeded budget does not fail the
 run: ``make nbval-rounding`` runs on one CPU thread, slower than the two the budgets are set for,
 and checks the outputs only.
 
-Under the times it prints a machine check from the same run, before the first notebook and after
-the last (``tools/machine_check.py``: a reference training step on two threads and on one, and
-a matmul rate set against the statistics page's measured machine), so that a report shows the
-machine's speed at those two moments; ``MMBOOK_MACHINE_CHECK=0`` leaves it out. It never changes
-the verdict.
+The machine check (``tools/machine_check.py``: the CPU's name, family and model, a reference
+training step on two threads and on one, and the matmul) runs in a fresh process before the
+first notebook and after the last; ``MMBOOK_MACHINE_CHECK=0`` leaves it out.
 """
 
 from __future__ import annotations
@@ -37,14 +43,20 @@ from pathlib import Path
 import pytest
 
 from tools import machine_check
-from tools.budgets import BOOK_BUDGET_S, NOTEBOOK_MAX_BUDGET_S, budget_of
+from tools.budgets import (
+    BOOK_BUDGET_S,
+    MIN_CALIBRATION_S,
+    NOTEBOOK_MAX_BUDGET_S,
+    budget_of,
+    fingerprint,
+    reference,
+)
 
 _times: dict[str, float] = defaultdict(float)
 _budgets: dict[str, float] = {}
+_fingerprints: dict[str, str] = {}
 _over: list[str] = []
 _machine: dict = {}
-_order: list[str] = []  # notebooks in the order they ran
-_readings: list[float | None] = []  # matmul GFLOP/s before each notebook, and after the last
 
 
 def _notebook_of(item) -> Path | None:
@@ -58,75 +70,15 @@ def pytest_runtest_logreport(report):
         _times[path] += report.duration
 
 
+def _check_machine() -> bool:
+    """Whether to run the machine check (not with ``MMBOOK_MACHINE_CHECK=0``)."""
+    return os.environ.get("MMBOOK_MACHINE_CHECK", "1") != "0"
+
+
 def _reference_clock() -> bool:
     """Whether budgets are judged in the page machine's seconds (not with
     ``MMBOOK_BUDGET_CLOCK=wall``)."""
     return os.environ.get("MMBOOK_BUDGET_CLOCK", "reference") != "wall"
-
-
-def _reading() -> float | None:
-    """The matmul rate now, in GFLOP/s; None if it fails."""
-    try:
-        return machine_check.matmul_gflops()
-    except Exception:  # noqa: BLE001 - a failed reading leaves the notebook at speed 1
-        return None
-
-
-def pytest_runtest_logstart(nodeid, location):
-    # Called before an item's setup, outside the time its report measures.
-    path = nodeid.split("::")[0]
-    if path.endswith(".ipynb") and (not _order or _order[-1] != path):
-        _order.append(path)
-        if _reference_clock():
-            _readings.append(_reading())
-
-
-def speeds(
-    order: list[str], readings: list[float | None], reference_gflops: float | None
-) -> dict[str, float]:
-    """Each notebook's speed against the page machine: the mean of the readings before and after
-    it over ``reference_gflops``, at most 1; 1 without a reference or without both readings.
-
-    ``readings`` has one more entry than ``order`` (the last is taken after the last notebook)."""
-    result = {}
-    for i, path in enumerate(order):
-        pair = readings[i : i + 2]
-        if reference_gflops is None or len(pair) < 2 or None in pair:
-            result[path] = 1.0
-        else:
-            result[path] = min(1.0, sum(pair) / 2 / reference_gflops)
-    return result
-
-
-def judge(
-    times: dict[str, float], budgets: dict[str, float], speed: dict[str, float]
-) -> tuple[list[tuple[str, float, float, float]], list[str]]:
-    """Rows (notebook, wall seconds, judged seconds, budget) and every exceeded budget.
-
-    A notebook's judged seconds are its wall-clock seconds times its ``speed`` (1 if absent)."""
-    rows, over = [], []
-    for path, seconds in sorted(times.items()):
-        budget = min(budgets.get(path, NOTEBOOK_MAX_BUDGET_S), NOTEBOOK_MAX_BUDGET_S)
-        judged = seconds * speed.get(path, 1.0)
-        rows.append((path, seconds, judged, budget))
-        if judged > budget:
-            over.append(f"{path}: {_said(seconds, judged)} > {budget:.0f} s")
-    wall, total = sum(times.values()), sum(row[2] for row in rows)
-    if total > BOOK_BUDGET_S:
-        over.append(f"whole book: {_said(wall, total)} > {BOOK_BUDGET_S:.0f} s")
-    return rows, over
-
-
-def _said(wall: float, judged: float) -> str:
-    """ "58.2 s" or, when they differ, "58.2 s wall = 23.6 s on the page's machine"."""
-    if abs(wall - judged) < 0.05:
-        return f"{wall:.1f} s"
-    return f"{wall:.1f} s wall = {judged:.1f} s on the page's machine"
-
-
-def _check_machine() -> bool:
-    """Whether to time the reference step (not with ``MMBOOK_MACHINE_CHECK=0``)."""
-    return os.environ.get("MMBOOK_MACHINE_CHECK", "1") != "0"
 
 
 def pytest_sessionstart(session):
@@ -137,11 +89,84 @@ def pytest_sessionstart(session):
 def pytest_collection_modifyitems(items):
     for item in items:
         nb = _notebook_of(item)
-        if nb is not None and str(nb) not in _budgets:
+        key = item.nodeid.split("::")[0]
+        if nb is not None and key not in _budgets:
             budget = budget_of(nb)
-            _budgets[item.nodeid.split("::")[0]] = (
-                NOTEBOOK_MAX_BUDGET_S if budget is None else budget
-            )
+            _budgets[key] = NOTEBOOK_MAX_BUDGET_S if budget is None else budget
+            _fingerprints[key] = fingerprint(nb)
+
+
+def speed_of(
+    times: dict[str, float],
+    fingerprints: dict[str, str],
+    ref: dict | None,
+    matmul_gflops: list[float],
+) -> dict:
+    """This run's speed against the page's machine (``ref``, from ``tools.budgets.reference``).
+
+    Returns ``speed`` (what the times are multiplied by), ``by_pages`` and ``by_matmul`` (the two
+    estimates, None when missing), ``unchanged`` (the notebooks that calibrate) and ``why`` (one
+    line for the report)."""
+    out = {"speed": 1.0, "by_pages": None, "by_matmul": None, "unchanged": []}
+    if ref is None:
+        return dict(out, why="no statistics page report: wall-clock seconds")
+    same = sorted(
+        path
+        for path in times
+        if path in ref["seconds"] and fingerprints.get(path) == ref["fingerprints"].get(path)
+    )
+    then = sum(ref["seconds"][path] for path in same)
+    out["unchanged"] = same
+    if then >= MIN_CALIBRATION_S:
+        out["by_pages"] = then / max(sum(times[path] for path in same), 1e-9)
+    if matmul_gflops:
+        out["by_matmul"] = sum(matmul_gflops) / len(matmul_gflops) / ref["matmul_gflops"]
+    if out["by_pages"] is None or out["by_matmul"] is None:
+        missing = "unchanged notebooks" if out["by_pages"] is None else "matmul reading"
+        return dict(out, why=f"no {missing} to set the speed: wall-clock seconds")
+    out["speed"] = min(1.0, max(out["by_pages"], out["by_matmul"]))
+    why = (
+        f"speed against the statistics page's machine ({ref['cpu']}, {ref['date']}):"
+        f" {out['by_pages']:.2f} by {len(same)} unchanged notebooks ({then:.0f} s there),"
+        f" {out['by_matmul']:.2f} by the matmul; judged at {out['speed']:.2f}"
+    )
+    return dict(out, why=why)
+
+
+def judge(
+    times: dict[str, float], budgets: dict[str, float], speed: float = 1.0
+) -> tuple[list[tuple[str, float, float, float]], list[str]]:
+    """Rows (notebook, wall seconds, judged seconds, budget) and every exceeded budget.
+
+    Judged seconds are wall-clock seconds times ``speed``."""
+    rows, over = [], []
+    for path, seconds in sorted(times.items()):
+        budget = min(budgets.get(path, NOTEBOOK_MAX_BUDGET_S), NOTEBOOK_MAX_BUDGET_S)
+        rows.append((path, seconds, seconds * speed, budget))
+        if seconds * speed > budget:
+            over.append(f"{path}: {_said(seconds, speed)} > {budget:.0f} s")
+    wall = sum(times.values())
+    if wall * speed > BOOK_BUDGET_S:
+        over.append(f"whole book: {_said(wall, speed)} > {BOOK_BUDGET_S:.0f} s")
+    return rows, over
+
+
+def _said(wall: float, speed: float) -> str:
+    """ "58.2 s", or "58.2 s wall x 0.52 = 30.3 s" when the speed is not 1."""
+    if speed == 1.0:
+        return f"{wall:.1f} s"
+    return f"{wall:.1f} s wall x {speed:.2f} = {wall * speed:.1f} s"
+
+
+def _speed() -> dict:
+    if not _reference_clock():
+        return {"speed": 1.0, "why": "MMBOOK_BUDGET_CLOCK=wall: wall-clock seconds"}
+    readings = [
+        check["matmul_gflops"]
+        for check in (_machine.get("before"), _machine.get("after"))
+        if check and check.get("matmul_gflops")
+    ]
+    return speed_of(dict(_times), _fingerprints, reference(), readings)
 
 
 def _enforced() -> bool:
@@ -149,32 +174,20 @@ def _enforced() -> bool:
     return os.environ.get("MMBOOK_BUDGETS", "enforce") != "report"
 
 
-def _reference_gflops() -> float | None:
-    ref = machine_check.reference()
-    return None if ref is None else ref["matmul_gflops"]
-
-
-def _speeds() -> dict[str, float]:
-    if not _reference_clock():
-        return {}
-    return speeds(_order, _readings, _reference_gflops())
-
-
-def _evaluate() -> list[tuple[str, float, float, float]]:
-    """Rows (notebook, wall seconds, judged seconds, budget); fills ``_over``."""
-    rows, over = judge(dict(_times), _budgets, _speeds())
+def _evaluate() -> tuple[list[tuple[str, float, float, float]], dict]:
+    """Rows (notebook, wall seconds, judged seconds, budget) and the speed; fills ``_over``."""
+    speed = _speed()
+    rows, over = judge(dict(_times), _budgets, speed["speed"])
     _over[:] = over
-    return rows
+    return rows, speed
 
 
 def pytest_sessionfinish(session, exitstatus):
     if not _times:
         return
-    if _reference_clock() and len(_readings) == len(_order):
-        _readings.append(_reading())  # after the last notebook
-    rows = _evaluate()
     if _check_machine():
         _machine["after"] = machine_check.run()
+    rows, speed = _evaluate()
     kernel = session.config.getoption("nbval_kernel_name", None) or "notebook-kernel"
     out = Path(os.environ.get("MMBOOK_NBVAL_REPORT_DIR", "_build"))
     out.mkdir(exist_ok=True)
@@ -182,12 +195,9 @@ def pytest_sessionfinish(session, exitstatus):
         "kernel": kernel,
         "seconds": dict(_times),
         "budgets": _budgets,
+        "fingerprints": _fingerprints,
         "total": sum(_times.values()),
-        "clock": "reference" if _reference_clock() else "wall",
-        "reference_gflops": _reference_gflops() if _reference_clock() else None,
-        "readings_gflops": dict(zip(_order + ["after the last"], _readings, strict=False)),
-        "speed": _speeds(),
-        "judged_seconds": {path: judged for path, _, judged, _ in rows},
+        "speed": speed,
         "judged_total": sum(row[2] for row in rows),
         "over": _over,
         "machine_check": {k: _machine.get(k) for k in ("before", "after")},
@@ -202,29 +212,15 @@ def pytest_terminal_summary(terminalreporter, config):
         return
     write = terminalreporter.write_line
     kernel = config.getoption("nbval_kernel_name", None) or "notebook-kernel"
-    rows = _evaluate()
-    speed = _speeds()
-    if speed:
-        write(
-            f"\nnotebook times on kernel {kernel}: wall clock, the machine's speed against the"
-            f" statistics page's ({_reference_gflops() or 0:.0f} GFLOP/s, read before and after"
-            " each notebook), and the time judged against the [budget]:"
-        )
-    else:
-        write(f"\nnotebook times on kernel {kernel} (wall clock) [budget]:")
+    rows, speed = _evaluate()
+    factor = speed["speed"]
+    write(f"\nnotebook times on kernel {kernel}: wall clock x {factor:.2f} = judged [budget]:")
     for path, seconds, judged, budget in rows:
         flag = "  OVER BUDGET" if judged > budget else ""
-        if speed:
-            ratio = speed.get(path, 1.0)
-            line = f"  {path:45s} {seconds:6.1f} s x {ratio:.2f} = {judged:5.1f} s"
-            write(f"{line}  [{budget:.0f} s]{flag}")
-        else:
-            write(f"  {path:45s} {seconds:6.1f} s  [{budget:.0f} s]{flag}")
-    wall, total = sum(_times.values()), sum(row[2] for row in rows)
-    if speed:
-        write(f"  {'total':45s} {wall:6.1f} s        {total:5.1f} s  [{BOOK_BUDGET_S:.0f} s]")
-    else:
-        write(f"  {'total':45s} {wall:6.1f} s  [{BOOK_BUDGET_S:.0f} s]")
+        write(f"  {path:45s} {seconds:6.1f} s  {judged:6.1f} s  [{budget:.0f} s]{flag}")
+    wall = sum(_times.values())
+    write(f"  {'total':45s} {wall:6.1f} s  {wall * factor:6.1f} s  [{BOOK_BUDGET_S:.0f} s]")
+    write(speed["why"])
     ref = machine_check.reference()
     for when in ("before", "after"):
         if when in _machine:

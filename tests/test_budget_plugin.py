@@ -25,8 +25,7 @@ def test_budget_is_enforced(tmp_path, budget, mode, expected_rc):
     path = tmp_path / "slow.ipynb"
     nbformat.write(nb, path)
     check = "1" if mode == "report" else "0"  # the machine check once: it takes seconds
-    # A sleep is not slowed by a slow machine: the enforcing runs judge wall-clock seconds; the
-    # reporting run takes the speed readings and judges in the page machine's seconds.
+    # A sleep is not slowed by a slow machine: the enforcing runs judge wall-clock seconds.
     clock = "reference" if mode == "report" else "wall"
     env = dict(
         os.environ,
@@ -68,36 +67,60 @@ def test_budget_is_enforced(tmp_path, budget, mode, expected_rc):
             assert report["machine_check"][when]["matmul_gflops"] > 0
         else:
             assert report["machine_check"][when] is None
-    assert report["clock"] == clock
-    if clock == "reference":  # a reading before the notebook and one after it
-        readings = report["readings_gflops"]
-        assert list(readings) == ["slow.ipynb", "after the last"], readings
-        assert all(value > 0 for value in readings.values())
-        (speed,) = report["speed"].values()
-        assert 0 < speed <= 1
-        assert report["judged_total"] == pytest.approx(report["total"] * speed)
-        assert "x " + f"{speed:.2f}" in result.stdout
+    speed = report["speed"]
+    assert speed["speed"] == 1.0  # no page-timed notebook in this run: wall-clock seconds
+    if clock == "reference":
+        assert speed["by_pages"] is None and speed["unchanged"] == []
+        assert speed["by_matmul"] > 0  # the machine check's matmul, against the page's
+        assert "no unchanged notebooks to set the speed: wall-clock seconds" in result.stdout
     else:
-        assert report["readings_gflops"] == {} and report["speed"] == {}
-        assert report["judged_total"] == report["total"]
-    if budget == 1 and clock == "wall":  # over budget
+        assert "MMBOOK_BUDGET_CLOCK=wall" in result.stdout
+    assert report["judged_total"] == report["total"]
+    assert list(report["fingerprints"]) == ["slow.ipynb"]
+    if budget == 1:  # over budget: said in either mode
         assert "BUDGET EXCEEDED" in result.stdout
-        assert "(reported only)" not in result.stdout
+        assert ("(reported only)" in result.stdout) == (mode == "report")
 
 
-def test_speed_is_the_mean_of_the_readings_around_a_notebook_at_most_one():
-    from tests.nbval_budget import speeds
+REF = {
+    "seconds": {"a.ipynb": 40.0, "b.ipynb": 30.0, "c.ipynb": 20.0},
+    "fingerprints": {"a.ipynb": "fa", "b.ipynb": "fb", "c.ipynb": "fc"},
+    "matmul_gflops": 100.0,
+    "cpu": "AMD EPYC",
+    "date": "2026-12-04 02:37 UTC",
+}
 
-    order = ["a.ipynb", "b.ipynb", "c.ipynb"]
-    got = speeds(order, [40.0, 60.0, 200.0, 300.0], 100.0)
-    assert got == {"a.ipynb": 0.5, "b.ipynb": 1.0, "c.ipynb": 1.0}  # faster: wall clock
-    assert speeds(order, [40.0, None, 40.0, 40.0], 100.0) == {
-        "a.ipynb": 1.0,  # a failed reading: wall clock
-        "b.ipynb": 1.0,
-        "c.ipynb": 0.4,
-    }
-    assert set(speeds(order, [40.0] * 4, None).values()) == {1.0}  # no reference
-    assert speeds(order, [40.0, 40.0], 100.0)["b.ipynb"] == 1.0  # the run stopped early
+
+def test_speed_is_the_larger_of_two_estimates_at_most_one():
+    from tests.nbval_budget import speed_of
+
+    times = {"a.ipynb": 80.0, "b.ipynb": 60.0, "c.ipynb": 90.0}
+    now = {"a.ipynb": "fa", "b.ipynb": "fb", "c.ipynb": "changed"}
+    got = speed_of(times, now, REF, [30.0, 50.0])  # a and b took twice as long as on the page
+    assert got["unchanged"] == ["a.ipynb", "b.ipynb"]
+    assert got["by_pages"] == 0.5 and got["by_matmul"] == 0.4 and got["speed"] == 0.5
+    assert "0.50 by 2 unchanged notebooks (70 s there), 0.40 by the matmul" in got["why"]
+    # mmlib made every notebook twice as slow: the unchanged ones no longer tell, the matmul does
+    slower = {path: 2 * seconds for path, seconds in times.items()}
+    assert speed_of(slower, now, REF, [30.0, 50.0])["speed"] == 0.4
+    assert speed_of(times, now, REF, [300.0])["speed"] == 1.0  # a faster machine: wall clock
+    fast = {path: seconds / 4 for path, seconds in times.items()}
+    assert speed_of(fast, now, REF, [40.0])["speed"] == 1.0
+
+
+def test_speed_is_one_without_either_estimate():
+    from tests.nbval_budget import speed_of
+
+    times = {"a.ipynb": 80.0, "b.ipynb": 60.0, "c.ipynb": 90.0}
+    now = {"a.ipynb": "fa", "b.ipynb": "fb", "c.ipynb": "fc"}
+    assert speed_of(times, now, None, [40.0])["speed"] == 1.0
+    got = speed_of(times, now, REF, [])  # machine check off
+    assert got["speed"] == 1.0 and "no matmul reading" in got["why"]
+    edited = {"a.ipynb": "new", "b.ipynb": "new", "c.ipynb": "fc"}  # 20 s unchanged: too few
+    got = speed_of(times, edited, REF, [40.0])
+    assert (
+        got["speed"] == 1.0 and got["by_pages"] is None and "no unchanged notebooks" in got["why"]
+    )
 
 
 def test_judged_time_is_wall_time_times_speed_and_can_fail():
@@ -105,20 +128,39 @@ def test_judged_time_is_wall_time_times_speed_and_can_fail():
 
     times = {"a.ipynb": 58.0, "b.ipynb": 90.0}
     budgets = {"a.ipynb": 45.0, "b.ipynb": 50.0}
-    rows, over = judge(times, budgets, {"a.ipynb": 0.5, "b.ipynb": 0.5})
+    rows, over = judge(times, budgets, 0.5)
     assert rows == [("a.ipynb", 58.0, 29.0, 45.0), ("b.ipynb", 90.0, 45.0, 50.0)]
     assert over == []
-    rows, over = judge(times, budgets, {"a.ipynb": 0.5, "b.ipynb": 0.6})
-    assert over == ["b.ipynb: 90.0 s wall = 54.0 s on the page's machine > 50 s"]
-    _, over = judge(times, budgets, {})  # speed 1: wall clock
+    _, over = judge(times, budgets, 0.6)
+    assert over == ["b.ipynb: 90.0 s wall x 0.60 = 54.0 s > 50 s"]
+    _, over = judge(times, budgets)  # speed 1: wall clock
     assert over == ["a.ipynb: 58.0 s > 45 s", "b.ipynb: 90.0 s > 50 s"]
-    _, over = judge({"a.ipynb": 500.0}, {"a.ipynb": 60.0, "b.ipynb": 60.0}, {"a.ipynb": 0.1})
-    assert over == []  # 50 s judged
     many = {f"{i}.ipynb": 50.0 for i in range(8)}
-    _, over = judge(many, {}, {path: 0.9 for path in many})  # 8 x 45 s = 360 s
-    assert over == ["whole book: 400.0 s wall = 360.0 s on the page's machine > 300 s"]
-    _, over = judge({"a.ipynb": 100.0}, {"a.ipynb": 120.0}, {})  # the most a page may declare
+    _, over = judge(many, {}, 0.9)  # 8 x 45 s = 360 s
+    assert over == ["whole book: 400.0 s wall x 0.90 = 360.0 s > 300 s"]
+    _, over = judge({"a.ipynb": 100.0}, {"a.ipynb": 120.0})  # the most a page may declare
     assert over == ["a.ipynb: 100.0 s > 60 s"]
+
+
+def test_the_page_run_fingerprints_notebooks_by_their_code(tmp_path):
+    from tools.budgets import fingerprint, reference
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("prose"), nbformat.v4.new_code_cell("x = 1")]
+    path = tmp_path / "a.ipynb"
+    nbformat.write(nb, path)
+    first = fingerprint(path)
+    nb.cells[0].source = "other prose"
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="1")]
+    nbformat.write(nb, path)
+    assert fingerprint(path) == first  # prose and outputs do not count
+    nb.cells[1].source = "x = 2"
+    nbformat.write(nb, path)
+    assert fingerprint(path) != first
+    committed = reference()  # book/bench/report.json: seconds and fingerprints of each notebook
+    assert committed is not None and set(committed["seconds"]) == set(committed["fingerprints"])
+    assert sum(committed["seconds"].values()) <= 300 and committed["matmul_gflops"] > 1
+    assert reference(tmp_path / "missing.json") is None
 
 
 def test_machine_check_describes_a_failed_check():

@@ -9,12 +9,10 @@ reach about 102 GFLOP/s even at 3.2 GHz, that generation's highest boost; 134 GF
 core under the same name. Within one machine the reading
 moves within the hour too (the same notebooks ran in 399 s and 647 s on one day).
 
-``tests/nbval_budget.py`` therefore judges the budgets in the statistics page machine's seconds:
-before each notebook (and after the last) it reads the matmul rate here (:func:`matmul_gflops`,
-about a second), and scales each notebook's wall-clock time by its speed against the page's
-machine, never above 1 (see that plugin). It also runs :func:`measure` before the first notebook
-and after the last and prints it under the notebook times, with the CPU's name, family, model and
-clock (:func:`cpu_kind`), so that a report says what kind of machine it ran on.
+``tests/nbval_budget.py`` therefore judges the budgets in the statistics page machine's seconds
+(see that plugin); this check, run before the first notebook and after the last, gives it one
+of its two speed estimates (the matmul) and prints under the notebook times what machine the
+run was on (:func:`cpu_kind`: the CPU's name, family, model and clock) and how fast.
 
 The reference step is the book's commonest one: chapter 1's image encoder (width 8) on a batch
 of 128 images, forward, backward and an Adam update. It runs in a fresh process, so that the
@@ -72,23 +70,6 @@ def _matmul_flops(size: int = MATMUL_SIZE) -> float:
 
     torch.set_num_threads(2)
     return measure_matmul_flops(size=size, repeats=5, device="cpu")
-
-
-def matmul_gflops(repeats: int = 3) -> float:
-    """GFLOP/s of the 2048x2048 float32 product on two threads, in this process (about a second).
-
-    The reading ``tests/nbval_budget.py`` takes between notebooks; :func:`measure` takes the same
-    with five repeats in a fresh process."""
-    import torch
-
-    from mmlib.training.profiling import measure_matmul_flops
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        return measure_matmul_flops(size=MATMUL_SIZE, repeats=repeats, device="cpu") / 1e9
-    finally:
-        torch.set_num_threads(threads)
 
 
 def cpu_kind(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:

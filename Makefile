@@ -18,7 +18,7 @@ export TQDM_DISABLE := 1
 export PYTHONHASHSEED := 0
 
 .PHONY: help setup test unit nbval-cpu nbval-gpu nbval-rounding site-test book book-strict pdf serve \
-        notebooks bands clean bench compare stats test-py313
+        notebooks bands clean bench compare calibrate stats test-py313
 
 help:
 	@echo "make test       unit tests, nbval on the CPU kernel (and GPU kernel if CUDA), site checks"
@@ -32,6 +32,8 @@ help:
 	@echo "make bench      time notebooks, nbval, the book build and training FLOP/s -> _build/bench"
 	@echo "                (BENCH_NOTEBOOKS=paths to pick some, BENCH_SKIP='book nbval gpu' to skip)"
 	@echo "make compare   notebooks of BASELINE=rev and of the working tree, interleaved: speed ratio"
+	@echo "make calibrate  make compare of NB=changed notebooks against BASELINE=the statistics page's"
+	@echo "                commit -> book/bench/calibration.json, which the budget check reads"
 	@echo "make stats      copy _build/bench/report.json (and compare.json) to book/bench/, regenerate book/stats.md"
 	@echo "make clean      remove build outputs"
 
@@ -138,6 +140,12 @@ BASELINE ?= HEAD
 ROUNDS ?= 1
 compare: $(STAMP)
 	$(PY) -m tools.compare_speed --baseline $(BASELINE) --rounds $(ROUNDS) $(NB)
+
+# The budgets' calibration (tests/nbval_budget.py): notebooks changed since the statistics page's
+# run, timed side by side with that run's copies (BASELINE=its commit; NB=every changed notebook).
+calibrate: $(STAMP)
+	$(PY) -m tools.compare_speed --baseline $(BASELINE) --rounds $(ROUNDS) \
+	  --out book/bench/calibration.json $(NB)
 
 stats: $(STAMP)
 	$(PY) -m tools.stats_page --copy _build/bench/report.json \

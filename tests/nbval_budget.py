@@ -11,17 +11,23 @@ machines under the same name are not all that machine (``tools/machine_check.py`
 first-generation Zen cores, whose matmul peak is below the page machine's measured rate). A
 run's *speed* against the page's machine is estimated twice, from this run alone:
 
-- **by the unchanged notebooks**: those whose code cells are as the page timed them
-  (``tools.budgets.fingerprint``), their seconds there over their seconds here;
+- **by the notebooks the page's seconds are known for**: those whose code cells are as the page
+  timed them (``tools.budgets.fingerprint``), and those changed since whose very code was timed
+  side by side with the page's copy (``make calibrate``: their page seconds times that ratio);
+  those seconds over this run's seconds of the same notebooks;
 - **by the matmul**: the mean of this run's machine-check readings, before the first notebook
   and after the last, over the page machine's rate.
 
 The speed is the larger of the two, at most 1, and every notebook's judged time is its wall-clock
 time times the speed. The larger is the stricter: the matmul alone reads a slow machine slower
-than the book runs there, and the unchanged notebooks alone would hide a change in ``mmlib`` that
-slows every notebook. Without either estimate (no report, fewer than
-``MIN_CALIBRATION_S`` seconds of unchanged notebooks, the machine check off or failed) the speed
-is 1: wall-clock seconds. A faster machine is always held to its wall clock.
+than the book runs there, and the notebooks alone would hide a change in ``mmlib`` that
+slows every notebook. The first estimate is only as good as the notebooks it rests on: on a
+first-generation Zen machine (2026-12-05) the eight unchanged notebooks, light ones, ran at 1.72x
+their page seconds, while the heavy chapters 5 and 6.1, at the page's commit, ran at 2.2x and
+2.3x theirs. Without the calibrated heavy pages the estimate reads the machine too fast, and
+every heavy page too slow. Without either estimate (no report, fewer than
+``MIN_CALIBRATION_S`` seconds of notebooks of known page seconds, the machine check off or
+failed) the speed is 1: wall-clock seconds. A faster machine is always held to its wall clock.
 ``MMBOOK_BUDGET_CLOCK=wall`` judges wall-clock seconds. The report prints both times.
 
 With ``MMBOOK_BUDGETS=report`` the times are reported but an exceeded budget does not fail the
@@ -49,6 +55,7 @@ from tools.budgets import (
     NOTEBOOK_MAX_BUDGET_S,
     budget_of,
     fingerprint,
+    page_seconds,
     reference,
 )
 
@@ -105,29 +112,27 @@ def speed_of(
     """This run's speed against the page's machine (``ref``, from ``tools.budgets.reference``).
 
     Returns ``speed`` (what the times are multiplied by), ``by_pages`` and ``by_matmul`` (the two
-    estimates, None when missing), ``unchanged`` (the notebooks that calibrate) and ``why`` (one
-    line for the report)."""
+    estimates, None when missing), ``unchanged`` (the notebooks whose page seconds are known,
+    unchanged or calibrated) and ``why`` (one line for the report)."""
     out = {"speed": 1.0, "by_pages": None, "by_matmul": None, "unchanged": []}
     if ref is None:
         return dict(out, why="no statistics page report: wall-clock seconds")
-    same = sorted(
-        path
-        for path in times
-        if path in ref["seconds"] and fingerprints.get(path) == ref["fingerprints"].get(path)
-    )
-    then = sum(ref["seconds"][path] for path in same)
+    there = {path: page_seconds(ref, path, fingerprints.get(path)) for path in times}
+    same = sorted(path for path, seconds in there.items() if seconds is not None)
+    then = sum(there[path] for path in same)
     out["unchanged"] = same
     if then >= MIN_CALIBRATION_S:
         out["by_pages"] = then / max(sum(times[path] for path in same), 1e-9)
     if matmul_gflops:
         out["by_matmul"] = sum(matmul_gflops) / len(matmul_gflops) / ref["matmul_gflops"]
     if out["by_pages"] is None or out["by_matmul"] is None:
-        missing = "unchanged notebooks" if out["by_pages"] is None else "matmul reading"
+        missing = "notebooks of known page seconds" if out["by_pages"] is None else "matmul reading"
         return dict(out, why=f"no {missing} to set the speed: wall-clock seconds")
     out["speed"] = min(1.0, max(out["by_pages"], out["by_matmul"]))
     why = (
         f"speed against the statistics page's machine ({ref['cpu']}, {ref['date']}):"
-        f" {out['by_pages']:.2f} by {len(same)} unchanged notebooks ({then:.0f} s there),"
+        f" {out['by_pages']:.2f} by {len(same)} notebooks of known page seconds ({then:.0f} s"
+        " there),"
         f" {out['by_matmul']:.2f} by the matmul; judged at {out['speed']:.2f}"
     )
     return dict(out, why=why)

@@ -72,7 +72,10 @@ def test_budget_is_enforced(tmp_path, budget, mode, expected_rc):
     if clock == "reference":
         assert speed["by_pages"] is None and speed["unchanged"] == []
         assert speed["by_matmul"] > 0  # the machine check's matmul, against the page's
-        assert "no unchanged notebooks to set the speed: wall-clock seconds" in result.stdout
+        assert (
+            "no notebooks of known page seconds to set the speed: wall-clock seconds"
+            in result.stdout
+        )
     else:
         assert "MMBOOK_BUDGET_CLOCK=wall" in result.stdout
     assert report["judged_total"] == report["total"]
@@ -88,7 +91,25 @@ REF = {
     "matmul_gflops": 100.0,
     "cpu": "AMD EPYC",
     "date": "2026-12-04 02:37 UTC",
+    "calibration": {},
 }
+
+
+def test_a_changed_notebook_counts_when_its_code_was_timed_beside_the_pages_copy():
+    from tests.nbval_budget import speed_of
+    from tools.budgets import page_seconds
+
+    ref = dict(REF, calibration={"c.ipynb": {"ratio": 2.0, "baseline": "fc", "new": "fc2"}})
+    assert page_seconds(ref, "c.ipynb", "fc") == 20.0  # unchanged
+    assert page_seconds(ref, "c.ipynb", "fc2") == 40.0  # changed, timed at 2x the page's copy
+    assert page_seconds(ref, "c.ipynb", "fc3") is None  # changed again since
+    assert page_seconds(ref, "d.ipynb", "fd") is None  # not in the page's run
+    stale = dict(REF, calibration={"c.ipynb": {"ratio": 2.0, "baseline": "old", "new": "fc2"}})
+    assert page_seconds(stale, "c.ipynb", "fc2") is None  # timed against another copy
+    times = {"a.ipynb": 80.0, "b.ipynb": 60.0, "c.ipynb": 100.0}
+    now = {"a.ipynb": "new", "b.ipynb": "fb", "c.ipynb": "fc2"}
+    got = speed_of(times, now, ref, [30.0])  # b: 30 s there, c: 40 s there
+    assert got["unchanged"] == ["b.ipynb", "c.ipynb"] and got["by_pages"] == 70.0 / 160.0
 
 
 def test_speed_is_the_larger_of_two_estimates_at_most_one():
@@ -99,7 +120,9 @@ def test_speed_is_the_larger_of_two_estimates_at_most_one():
     got = speed_of(times, now, REF, [30.0, 50.0])  # a and b took twice as long as on the page
     assert got["unchanged"] == ["a.ipynb", "b.ipynb"]
     assert got["by_pages"] == 0.5 and got["by_matmul"] == 0.4 and got["speed"] == 0.5
-    assert "0.50 by 2 unchanged notebooks (70 s there), 0.40 by the matmul" in got["why"]
+    assert (
+        "0.50 by 2 notebooks of known page seconds (70 s there), 0.40 by the matmul" in got["why"]
+    )
     # mmlib made every notebook twice as slow: the unchanged ones no longer tell, the matmul does
     slower = {path: 2 * seconds for path, seconds in times.items()}
     assert speed_of(slower, now, REF, [30.0, 50.0])["speed"] == 0.4
@@ -119,7 +142,9 @@ def test_speed_is_one_without_either_estimate():
     edited = {"a.ipynb": "new", "b.ipynb": "new", "c.ipynb": "fc"}  # 20 s unchanged: too few
     got = speed_of(times, edited, REF, [40.0])
     assert (
-        got["speed"] == 1.0 and got["by_pages"] is None and "no unchanged notebooks" in got["why"]
+        got["speed"] == 1.0
+        and got["by_pages"] is None
+        and "no notebooks of known page seconds" in got["why"]
     )
 
 
@@ -160,7 +185,23 @@ def test_the_page_run_fingerprints_notebooks_by_their_code(tmp_path):
     committed = reference()  # book/bench/report.json: seconds and fingerprints of each notebook
     assert committed is not None and set(committed["seconds"]) == set(committed["fingerprints"])
     assert sum(committed["seconds"].values()) <= 300 and committed["matmul_gflops"] > 1
+    for nb, cal in committed["calibration"].items():  # book/bench/calibration.json, if any
+        assert cal["baseline"] == committed["fingerprints"][nb] and cal["ratio"] > 0
     assert reference(tmp_path / "missing.json") is None
+    assert reference(calibration=tmp_path / "missing.json")["calibration"] == {}
+    (tmp_path / "cal.json").write_text(
+        '{"notebooks": {"x.ipynb": {"ratio": null, "fingerprints": {"baseline": "a", "new": "b"}},'
+        ' "y.ipynb": {"ratio": 1.5, "fingerprints": {"baseline": "a", "new": "b"}}}}'
+    )
+    assert reference(calibration=tmp_path / "cal.json")["calibration"] == {
+        "y.ipynb": {"ratio": 1.5, "baseline": "a", "new": "b"}
+    }
+    (tmp_path / "rounds.json").write_text(  # two rounds: 67.5 / 100.1 and 74.1 / 73.6
+        '{"notebooks": {"y.ipynb": {"ratio": 0.82, "fingerprints": {"baseline": "a", "new": "b"},'
+        ' "runs": {"baseline": [100.1, 73.6], "new": [67.5, 74.1]}}}}'
+    )
+    got = reference(calibration=tmp_path / "rounds.json")["calibration"]["y.ipynb"]["ratio"]
+    assert got == 74.1 / 73.6  # the slowest round, not the median
 
 
 def test_machine_check_describes_a_failed_check():

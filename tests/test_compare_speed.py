@@ -3,14 +3,15 @@
 from pathlib import Path
 
 from tools import compare_speed
+from tools.budgets import fingerprint
 
 
 def test_compare_interleaves_the_two_sides_and_reports_ratios(monkeypatch, tmp_path):
     baseline, new = tmp_path / "base", tmp_path / "new"
     for root in (baseline, new):
         (root / "chapters").mkdir(parents=True)
-        (root / "chapters" / "a.ipynb").write_text("{}")
-    (new / "chapters" / "b.ipynb").write_text("{}")  # a notebook only the new side has
+        (root / "chapters" / "a.ipynb").write_text('{"cells": []}')
+    (new / "chapters" / "b.ipynb").write_text('{"cells": []}')  # a notebook only the new side has
     calls = []
     seconds = {"base": 10.0, "new": 8.0}
 
@@ -27,6 +28,10 @@ def test_compare_interleaves_the_two_sides_and_reports_ratios(monkeypatch, tmp_p
     a = report["notebooks"]["chapters/a.ipynb"]
     assert (a["baseline"], a["new"], a["ratio"]) == (10.0, 8.0, 0.8)
     assert report["notebooks"][new_only]["ratio"] is None
+    assert a["runs"] == {"baseline": [10.0, 10.0], "new": [8.0, 8.0]}  # each round's seconds
+    empty = fingerprint(baseline / "chapters" / "a.ipynb")  # which code each side timed
+    assert a["fingerprints"] == {"baseline": empty, "new": empty}
+    assert report["notebooks"][new_only]["fingerprints"]["baseline"] is None
     assert report["book"]["ratio"] == 0.8  # over the notebooks both sides have
     # each round runs both sides back to back, alternating which goes first
     a_calls = [side for name, side in calls if name == "a.ipynb"]

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 from tools.budgets import BOOK_BUDGET_S, budget_of
+from tools.machine_check import cpu_kind
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "_build" / "bench"
@@ -75,6 +76,7 @@ def machine() -> dict:
         "torch": torch.__version__,
         "platform": platform.platform(terse=True),
         "cpu": cpu or platform.processor() or platform.machine(),
+        "cpu_kind": cpu_kind(),  # family, model and clock: one name covers different CPUs
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

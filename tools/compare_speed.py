@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from tools.bench import execute_timed, machine
+from tools.budgets import fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECK_CELL = "import mmlib as _m; print(_m.__file__)"
@@ -82,6 +83,13 @@ def compare(notebooks: list[str], baseline: Path, rounds: int, log=print, new: P
     """Median seconds per notebook of both sides, each pair measured back to back."""
     sides = {"baseline": baseline, "new": new}
     times: dict[str, dict[str, list[float]]] = {nb: {"baseline": [], "new": []} for nb in notebooks}
+    prints = {  # which code each side's time is of (tools.budgets.fingerprint), taken at the start
+        nb: {
+            side: fingerprint(root / nb) if (root / nb).exists() else None
+            for side, root in sides.items()
+        }
+        for nb in notebooks
+    }
     for r in range(rounds):
         for k, nb in enumerate(notebooks):
             order = ["baseline", "new"] if (r + k) % 2 == 0 else ["new", "baseline"]
@@ -98,6 +106,8 @@ def compare(notebooks: list[str], baseline: Path, rounds: int, log=print, new: P
         medians = {s: statistics.median(v) if v else None for s, v in by_side.items()}
         both = None not in medians.values()
         rows[nb] = {**medians, "ratio": medians["new"] / medians["baseline"] if both else None}
+        rows[nb]["fingerprints"] = prints[nb]
+        rows[nb]["runs"] = by_side  # seconds of each round, in round order
     book = {s: sum(r[s] for r in rows.values() if r[s] is not None) for s in ("baseline", "new")}
     common = [r for r in rows.values() if r["ratio"] is not None]
     book["ratio"] = (

@@ -114,9 +114,6 @@ class Reader:
         if message.type != "error":
             return
         where = message.location.get("url", "")
-        # Chromium asks every site for /favicon.ico; the book has none (html.favicon unset).
-        if where.endswith("/favicon.ico"):
-            return
         self._error(f"console: {message.text} ({where})")
 
     def _error(self, text: str) -> None:

@@ -44,3 +44,42 @@ def test_parser_detects_a_remote_script(tmp_path):
     page = tmp_path / "p.html"
     page.write_text('<script src="https://cdn.example/x.js"></script><img src="a.png">')
     assert remote_assets(page) == ["https://cdn.example/x.js"]
+
+
+class IconParser(HTMLParser):
+    """The favicon links and the logo images of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.icons: list[str] = []
+        self.logos: list[dict] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "link" and "icon" in (attrs.get("rel") or "").split():
+            self.icons.append(attrs.get("href", ""))
+        elif tag == "img" and "logo" in (attrs.get("class") or ""):
+            self.logos.append(attrs)
+
+
+def test_every_page_has_the_favicon_and_the_logo(html_dir):
+    """No page sends the browser looking for /favicon.ico: each links the book's own icon
+    (tools/logo.py), and the sidebar shows the logo with alt text."""
+    pages = [p for p in sorted(html_dir.rglob("*.html")) if "_static" not in p.parts]
+    missing = {}
+    for page in pages:
+        if 'http-equiv="Refresh"' in page.read_text(encoding="utf-8"):
+            continue  # index.html: Jupyter Book's redirect to the first page, never shown
+        parser = IconParser()
+        parser.feed(page.read_text(encoding="utf-8"))
+        problems = []
+        if not any(href.endswith("_static/favicon.png") for href in parser.icons):
+            problems.append(f"icons {parser.icons}")
+        for href in parser.icons:
+            if not (page.parent / href.split("?")[0]).resolve().exists():
+                problems.append(f"missing {href}")
+        if not parser.logos or not all(img.get("alt") for img in parser.logos):
+            problems.append(f"logos {parser.logos}")
+        if problems:
+            missing[str(page.relative_to(html_dir))] = problems
+    assert len(pages) >= 10 and not missing

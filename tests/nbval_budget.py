@@ -112,15 +112,15 @@ def speed_of(
     """This run's speed against the page's machine (``ref``, from ``tools.budgets.reference``).
 
     Returns ``speed`` (what the times are multiplied by), ``by_pages`` and ``by_matmul`` (the two
-    estimates, None when missing), ``unchanged`` (the notebooks whose page seconds are known,
+    estimates, None when missing), ``known`` (the notebooks whose page seconds are known,
     unchanged or calibrated) and ``why`` (one line for the report)."""
-    out = {"speed": 1.0, "by_pages": None, "by_matmul": None, "unchanged": []}
+    out = {"speed": 1.0, "by_pages": None, "by_matmul": None, "known": []}
     if ref is None:
         return dict(out, why="no statistics page report: wall-clock seconds")
     there = {path: page_seconds(ref, path, fingerprints.get(path)) for path in times}
     same = sorted(path for path, seconds in there.items() if seconds is not None)
     then = sum(there[path] for path in same)
-    out["unchanged"] = same
+    out["known"] = same
     if then >= MIN_CALIBRATION_S:
         out["by_pages"] = then / max(sum(times[path] for path in same), 1e-9)
     if matmul_gflops:

@@ -70,7 +70,7 @@ def test_budget_is_enforced(tmp_path, budget, mode, expected_rc):
     speed = report["speed"]
     assert speed["speed"] == 1.0  # no page-timed notebook in this run: wall-clock seconds
     if clock == "reference":
-        assert speed["by_pages"] is None and speed["unchanged"] == []
+        assert speed["by_pages"] is None and speed["known"] == []
         assert speed["by_matmul"] > 0  # the machine check's matmul, against the page's
         assert (
             "no notebooks of known page seconds to set the speed: wall-clock seconds"
@@ -109,7 +109,7 @@ def test_a_changed_notebook_counts_when_its_code_was_timed_beside_the_pages_copy
     times = {"a.ipynb": 80.0, "b.ipynb": 60.0, "c.ipynb": 100.0}
     now = {"a.ipynb": "new", "b.ipynb": "fb", "c.ipynb": "fc2"}
     got = speed_of(times, now, ref, [30.0])  # b: 30 s there, c: 40 s there
-    assert got["unchanged"] == ["b.ipynb", "c.ipynb"] and got["by_pages"] == 70.0 / 160.0
+    assert got["known"] == ["b.ipynb", "c.ipynb"] and got["by_pages"] == 70.0 / 160.0
 
 
 def test_speed_is_the_larger_of_two_estimates_at_most_one():
@@ -118,7 +118,7 @@ def test_speed_is_the_larger_of_two_estimates_at_most_one():
     times = {"a.ipynb": 80.0, "b.ipynb": 60.0, "c.ipynb": 90.0}
     now = {"a.ipynb": "fa", "b.ipynb": "fb", "c.ipynb": "changed"}
     got = speed_of(times, now, REF, [30.0, 50.0])  # a and b took twice as long as on the page
-    assert got["unchanged"] == ["a.ipynb", "b.ipynb"]
+    assert got["known"] == ["a.ipynb", "b.ipynb"]
     assert got["by_pages"] == 0.5 and got["by_matmul"] == 0.4 and got["speed"] == 0.5
     assert (
         "0.50 by 2 notebooks of known page seconds (70 s there), 0.40 by the matmul" in got["why"]

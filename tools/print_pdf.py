@@ -63,6 +63,8 @@ def print_book(html_dir: Path, pdf: Path) -> int:
             display_header_footer=True,
             header_template="<span></span>",
             footer_template=FOOTER,
+            outline=True,  # bookmarks from the headings: chapters and their sections
+            tagged=True,  # Chromium builds the outline from the tags: untagged, the PDF has none
         )
         browser.close()
     return pdf.stat().st_size

@@ -134,3 +134,48 @@ def test_chinese_is_printed_with_a_chinese_font(pdf):
     assert any(font.startswith(family) for font in embedded for family in families if family), (
         f"{PDF.name} embeds {sorted(embedded)}, no Chinese font: run `make pdf` again"
     )
+
+
+def page_texts() -> list[str]:
+    """The text of each printed page, in order."""
+    text = subprocess.run(["pdftotext", PDF, "-"], capture_output=True, text=True, check=True)
+    return text.stdout.split("\f")
+
+
+def test_every_page_of_the_book_starts_a_new_sheet(pdf, html_dir):
+    """Each toc page's title opens a printed page, as a chapter does in a book (mmbook.css)."""
+    openings = [re.sub(r"^\d+", "", words(page)) for page in page_texts()]  # less "3.1"
+    late = []
+    for name in toc_docnames():
+        opening = Opening()
+        opening.feed((html_dir / f"{name}.html").read_text(encoding="utf-8"))
+        title = re.sub(r"^\d+", "", words(opening.title))  # "3.2–3.3 Fine-tuning": less "33"
+        if not any(sheet.startswith(title) for sheet in openings):
+            late.append(name)
+    assert not late
+
+
+def test_pdf_has_an_outline_of_chapters_and_sections(pdf, html_dir):
+    """Bookmarks: every toc page's title, and sections below the chapters."""
+    if shutil.which("pdftohtml") is None:
+        missing("pdftohtml not found: install it with `sudo apt-get install poppler-utils`")
+    xml = subprocess.run(
+        ["pdftohtml", "-xml", "-i", "-q", "-stdout", "-f", "1", "-l", "1", PDF],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    outline = xml[xml.find("<outline") :]
+    assert outline.startswith("<outline"), "the PDF has no outline"
+    items = [
+        words(re.sub(r"<[^>]+>", "", item))
+        for item in re.findall(r"<item[^>]*>.*?</item>", outline)
+    ]
+    titles = []
+    for name in toc_docnames():
+        opening = Opening()
+        opening.feed((html_dir / f"{name}.html").read_text(encoding="utf-8"))
+        titles.append(words(opening.title))
+    absent = [title for title in titles if not any(title in item for item in items)]
+    assert not absent
+    assert outline.count("<outline") > 1, "no sections under the chapters"

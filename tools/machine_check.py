@@ -2,7 +2,7 @@
 
 These 2-core machines differ and drift. The statistics page's AMD EPYC ran a 2048x2048 float32
 matmul at 134 GFLOP/s (2026-12-04 02:37 UTC) and the whole book in 252 s; machines that report
-the same name ran the matmul at 36 to 63 GFLOP/s in December 2026 and the book in 581 to 771 s.
+the same name ran the matmul at 36 to 66 GFLOP/s in December 2026 and the book in 581 to 771 s.
 They are not the same CPU: those read CPU family 23, model 1 (AMD's first Zen generation) at
 1996 MHz, whose cores do at most 16 float32 FLOPs a cycle (two 128-bit FMA pipes), so two of them
 reach about 102 GFLOP/s even at 3.2 GHz, that generation's highest boost; 134 GFLOP/s was a newer

@@ -182,3 +182,13 @@ def test_bench_kernel_takes_the_logs_own_time_off_the_notebook(monkeypatch, tmp_
     (row,) = result["notebooks"]
     assert row["seconds"] == 10.0 - 1.75 and row["wall_s"] == 10.0
     assert row["bench_overhead_s"] == 1.75 and result["total_s"] == 8.25
+
+
+def test_cpu_kind_names_family_model_and_clock_of_the_first_processor():
+    info = (
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 23\nmodel\t\t: 1\n"
+        "model name\t: AMD EPYC\ncpu MHz\t\t: 1996.250\n\nprocessor\t: 1\nmodel\t\t: 9\n"
+    )
+    assert bench.cpu_kind(info) == "AMD EPYC, family 23, model 1, 1996 MHz"
+    assert bench.cpu_kind(CPUINFO).startswith("Intel(R) Xeon(R) CPU @ 2.20GHz")
+    assert bench.cpu_kind("")  # the platform's name, or "unknown CPU"

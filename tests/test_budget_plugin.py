@@ -229,15 +229,3 @@ def test_machine_check_sets_the_matmul_against_the_statistics_page(tmp_path):
     assert reference(tmp_path / "missing.json") is None
     (tmp_path / "partial.json").write_text('{"machine": {"cpu": "x"}}')
     assert reference(tmp_path / "partial.json") is None
-
-
-def test_cpu_kind_reads_the_first_processor(tmp_path):
-    from tools.machine_check import cpu_kind
-
-    info = tmp_path / "cpuinfo"
-    info.write_text(
-        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 23\nmodel\t\t: 1\n"
-        "model name\t: AMD EPYC\ncpu MHz\t\t: 1996.250\n\nprocessor\t: 1\nmodel\t\t: 9\n"
-    )
-    assert cpu_kind(info) == "AMD EPYC, family 23, model 1, 1996 MHz"
-    assert cpu_kind(tmp_path / "missing")  # the platform's name, or "unknown CPU"

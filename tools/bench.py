@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 
 from tools.budgets import BOOK_BUDGET_S, budget_of
-from tools.machine_check import cpu_kind
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "_build" / "bench"
@@ -64,19 +63,37 @@ def cpu_model(cpuinfo: str) -> str:
     return ""
 
 
+def cpu_kind(cpuinfo: str) -> str:
+    """The first processor's name (:func:`cpu_model`), family, model and clock from the text of
+    /proc/cpuinfo ("AMD EPYC, family 23, model 1, 1996 MHz"): one name covers different CPUs."""
+    first = cpuinfo.split("\n\n")[0]
+    fields = {}
+    for line in first.splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    parts = [cpu_model(first) or platform.processor() or "unknown CPU"]
+    parts += [
+        f"{key.split()[-1]} {fields[key]}" for key in ("cpu family", "model") if key in fields
+    ]
+    if "cpu MHz" in fields:
+        parts.append(f"{float(fields['cpu MHz']):.0f} MHz")
+    return ", ".join(parts)
+
+
 def machine() -> dict:
     """Versions, processor, cores, date: where and when the numbers were taken."""
     import torch
 
     info = Path("/proc/cpuinfo")
-    cpu = cpu_model(info.read_text()) if info.exists() else ""
+    text = info.read_text() if info.exists() else ""
+    cpu = cpu_model(text)
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "platform": platform.platform(terse=True),
         "cpu": cpu or platform.processor() or platform.machine(),
-        "cpu_kind": cpu_kind(),  # family, model and clock: one name covers different CPUs
+        "cpu_kind": cpu_kind(text),  # family, model and clock: one name covers different CPUs
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

@@ -2,17 +2,17 @@
 
 These 2-core machines differ and drift. The statistics page's AMD EPYC ran a 2048x2048 float32
 matmul at 134 GFLOP/s (2026-12-04 02:37 UTC) and the whole book in 252 s; machines that report
-the same name ran the matmul at 36 to 66 GFLOP/s in December 2026 and the book in 581 to 771 s.
+the same name ran the matmul at 36 to 68 GFLOP/s in December 2026 and the book in 526 to 771 s.
 They are not the same CPU: those read CPU family 23, model 1 (AMD's first Zen generation) at
 1996 MHz, whose cores do at most 16 float32 FLOPs a cycle (two 128-bit FMA pipes), so two of them
 reach about 102 GFLOP/s even at 3.2 GHz, that generation's highest boost; 134 GFLOP/s was a newer
-core under the same name. Within one machine the reading
-moves within the hour too (the same notebooks ran in 399 s and 647 s on one day).
+core under the same name. Within one machine the reading moves within the hour too (the same
+notebooks ran in 399 s and 647 s on one day).
 
 ``tests/nbval_budget.py`` therefore judges the budgets in the statistics page machine's seconds
 (see that plugin); this check, run before the first notebook and after the last, gives it one
 of its two speed estimates (the matmul) and prints under the notebook times what machine the
-run was on (:func:`cpu_kind`: the CPU's name, family, model and clock) and how fast.
+run was on (``tools.bench.cpu_kind``: the CPU's name, family, model and clock) and how fast.
 
 The reference step is the book's commonest one: chapter 1's image encoder (width 8) on a batch
 of 128 images, forward, backward and an Adam update. It runs in a fresh process, so that the
@@ -24,15 +24,15 @@ thread count is its own, in about 13 s with torch's import on these machines.
 from __future__ import annotations
 
 import json
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from tools.budgets import REFERENCE_REPORT
+
 STEPS = 15
 MATMUL_SIZE = 2048  # as tools.bench measures the CPU's peak
-REFERENCE = Path(__file__).resolve().parents[1] / "book" / "bench" / "report.json"
 
 
 def _time_steps(threads: int, steps: int = STEPS) -> float:
@@ -72,31 +72,17 @@ def _matmul_flops(size: int = MATMUL_SIZE) -> float:
     return measure_matmul_flops(size=size, repeats=5, device="cpu")
 
 
-def cpu_kind(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """The first CPU's name, family, model and clock, as Linux reports them ("AMD EPYC, family
-    23, model 1, 1996 MHz"); the platform's processor name elsewhere."""
-    try:
-        fields = {}
-        for line in cpuinfo.read_text().splitlines():
-            if not line.strip():
-                break
-            key, _, value = line.partition(":")
-            fields[key.strip()] = value.strip()
-    except OSError:
-        fields = {}
-    name = fields.get("model name") or platform.processor() or "unknown CPU"
-    parts = [name]
-    for key in ("cpu family", "model"):
-        if key in fields:
-            parts.append(f"{key.split()[-1]} {fields[key]}")
-    if "cpu MHz" in fields:
-        parts.append(f"{float(fields['cpu MHz']):.0f} MHz")
-    return ", ".join(parts)
+def _cpu() -> str:
+    """This machine's CPU: name, family, model and clock (``tools.bench.cpu_kind``)."""
+    from tools.bench import cpu_kind
+
+    info = Path("/proc/cpuinfo")
+    return cpu_kind(info.read_text() if info.exists() else "")
 
 
 def measure() -> dict[str, float | str]:
     """Milliseconds per reference step on two threads and on one, their ratio, the matmul rate
-    and the CPU (:func:`cpu_kind`).
+    and the CPU (``tools.bench.cpu_kind``).
 
     Two threads are timed before and after the one-thread run and averaged, so a change of
     state during the check shows in both numbers rather than in the ratio alone."""
@@ -109,11 +95,11 @@ def measure() -> dict[str, float | str]:
         "one_thread_ms": one_ms,
         "speedup": one_ms / two_ms,
         "matmul_gflops": _matmul_flops() / 1e9,
-        "cpu": cpu_kind(),
+        "cpu": _cpu(),
     }
 
 
-def reference(path: Path = REFERENCE) -> dict | None:
+def reference(path: Path = REFERENCE_REPORT) -> dict | None:
     """The statistics page's measured machine: its CPU, date, matmul GFLOP/s and book seconds.
 
     None when the report is missing or has no CPU kernel with a matmul peak."""

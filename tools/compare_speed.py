@@ -12,7 +12,9 @@ side's folder goes first on ``PYTHONPATH``); the environment (``.venv``) is shar
 
 It reports, per notebook and for the whole book, the median seconds of each side and the ratio
 new / baseline; the ratio is the figure to quote. Notebooks are executed in memory and never
-written back.
+written back. With ``--merge`` (``make calibrate``) the rows of an earlier report against the
+same baseline commit are kept for the notebooks not timed this time; each row says when and
+from which commit it was measured.
 """
 
 from __future__ import annotations
@@ -116,6 +118,24 @@ def compare(notebooks: list[str], baseline: Path, rounds: int, log=print, new: P
     return {"rounds": rounds, "notebooks": rows, "book": book}
 
 
+def merge(earlier: dict | None, report: dict) -> dict:
+    """``report`` with the rows of ``earlier`` for the notebooks it did not time, when both timed
+    against the same baseline commit (otherwise ``report`` alone). Each row keeps the
+    ``measured`` date and commit of its own run; the whole-book sums are over the merged rows."""
+    stamp = {"date": report["machine"]["date"], "new_commit": report["new_commit"]}
+    rows = {nb: {**row, "measured": stamp} for nb, row in report["notebooks"].items()}
+    if earlier and earlier.get("baseline_commit") == report["baseline_commit"]:
+        old_stamp = {"date": earlier["machine"]["date"], "new_commit": earlier["new_commit"]}
+        kept = {nb: {"measured": old_stamp, **row} for nb, row in earlier["notebooks"].items()}
+        rows = {**{nb: r for nb, r in kept.items() if nb not in rows}, **rows}
+    rows = dict(sorted(rows.items()))
+    book = {s: sum(r[s] for r in rows.values() if r[s] is not None) for s in ("baseline", "new")}
+    common = [r for r in rows.values() if r["ratio"] is not None]
+    both = sum(r["new"] for r in common), sum(r["baseline"] for r in common)
+    book["ratio"] = both[0] / both[1] if common else None
+    return {**report, "notebooks": rows, "book": book}
+
+
 def format_table(report: dict, baseline: str) -> str:
     lines = [
         f"| notebook | baseline {baseline} (s) | new (s) | new / baseline |",
@@ -143,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", default="HEAD", help="git revision to compare with")
     parser.add_argument("--rounds", type=int, default=1, help="runs of each side per notebook")
     parser.add_argument("--out", default="_build/bench/compare.json")
+    parser.add_argument(
+        "--merge", action="store_true", help="keep --out's rows of notebooks not timed now"
+    )
     parser.add_argument("notebooks", nargs="*")
     args = parser.parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -160,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         machine=machine(),
     )
     out = ROOT / args.out
+    if args.merge:
+        report = merge(json.loads(out.read_text()) if out.exists() else None, report)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     print(format_table(report, args.baseline))

@@ -83,3 +83,26 @@ def test_every_page_has_the_favicon_and_the_logo(html_dir):
         if problems:
             missing[str(page.relative_to(html_dir))] = problems
     assert len(pages) >= 10 and not missing
+
+
+class ImageParser(HTMLParser):
+    """Every image of a page, with its attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.images: list[dict] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs))
+
+
+def test_the_landing_page_shows_what_the_reader_will_build(html_dir):
+    """The first page shows the figure of tools/landing.py, described in words, and it loads."""
+    page = html_dir / "book" / "intro.html"
+    parser = ImageParser()
+    parser.feed(page.read_text(encoding="utf-8"))
+    landing = [img for img in parser.images if img.get("src", "").endswith("landing.png")]
+    assert len(landing) == 1, parser.images
+    assert "search" in landing[0].get("alt", "") and "flow-matching" in landing[0]["alt"]
+    assert (page.parent / landing[0]["src"]).resolve().stat().st_size > 10_000

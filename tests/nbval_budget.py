@@ -21,7 +21,12 @@ run's *speed* against the page's machine is estimated twice, from this run alone
 The speed is the larger of the two, at most 1, and every notebook's judged time is its wall-clock
 time times the speed. The larger is the stricter: the matmul alone reads a slow machine slower
 than the book runs there, and the notebooks alone would hide a change in ``mmlib`` that
-slows every notebook. The first estimate is only as good as the notebooks it rests on: on a
+slows every notebook. The matmul sees such a change only once it pulls the notebooks' estimate
+below its own (on the first-generation Zen machines, 0.61-0.70 against 0.48-0.50: a slowdown of
+27 to 40 %); short of that, when every notebook's page seconds are known, the whole-book figure
+is their sum on the page's machine whatever this run's wall clock (two runs on 2026-12-05, 405 s
+and 467 s wall, both 285.1 s). Per-notebook verdicts still move with the run. The first
+estimate is only as good as the notebooks it rests on: on a
 first-generation Zen machine (2026-12-05) the eight unchanged notebooks, light ones, ran at 1.72x
 their page seconds, while the heavy chapters 5 and 6.1, at the page's commit, ran at 2.2x and
 2.3x theirs. Without the calibrated heavy pages the estimate reads the machine too fast, and

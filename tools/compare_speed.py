@@ -110,12 +110,18 @@ def compare(notebooks: list[str], baseline: Path, rounds: int, log=print, new: P
         rows[nb] = {**medians, "ratio": medians["new"] / medians["baseline"] if both else None}
         rows[nb]["fingerprints"] = prints[nb]
         rows[nb]["runs"] = by_side  # seconds of each round, in round order
+    return {"rounds": rounds, "notebooks": rows, "book": book_totals(rows)}
+
+
+def book_totals(rows: dict) -> dict:
+    """Each side's seconds summed over the notebooks it has, and the ratio new / baseline over
+    the notebooks both sides have."""
     book = {s: sum(r[s] for r in rows.values() if r[s] is not None) for s in ("baseline", "new")}
     common = [r for r in rows.values() if r["ratio"] is not None]
     book["ratio"] = (
         sum(r["new"] for r in common) / sum(r["baseline"] for r in common) if common else None
     )
-    return {"rounds": rounds, "notebooks": rows, "book": book}
+    return book
 
 
 def merge(earlier: dict | None, report: dict) -> dict:
@@ -129,11 +135,7 @@ def merge(earlier: dict | None, report: dict) -> dict:
         kept = {nb: {"measured": old_stamp, **row} for nb, row in earlier["notebooks"].items()}
         rows = {**{nb: r for nb, r in kept.items() if nb not in rows}, **rows}
     rows = dict(sorted(rows.items()))
-    book = {s: sum(r[s] for r in rows.values() if r[s] is not None) for s in ("baseline", "new")}
-    common = [r for r in rows.values() if r["ratio"] is not None]
-    both = sum(r["new"] for r in common), sum(r["baseline"] for r in common)
-    book["ratio"] = both[0] / both[1] if common else None
-    return {**report, "notebooks": rows, "book": book}
+    return {**report, "notebooks": rows, "book": book_totals(rows)}
 
 
 def format_table(report: dict, baseline: str) -> str:

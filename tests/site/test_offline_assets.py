@@ -46,20 +46,24 @@ def test_parser_detects_a_remote_script(tmp_path):
     assert remote_assets(page) == ["https://cdn.example/x.js"]
 
 
-class IconParser(HTMLParser):
-    """The favicon links and the logo images of a page."""
+class ImageParser(HTMLParser):
+    """A page's favicon links, and every image with its attributes (``logos``: the logo's)."""
 
     def __init__(self):
         super().__init__()
         self.icons: list[str] = []
-        self.logos: list[dict] = []
+        self.images: list[dict] = []
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if tag == "link" and "icon" in (attrs.get("rel") or "").split():
             self.icons.append(attrs.get("href", ""))
-        elif tag == "img" and "logo" in (attrs.get("class") or ""):
-            self.logos.append(attrs)
+        elif tag == "img":
+            self.images.append(attrs)
+
+    @property
+    def logos(self) -> list[dict]:
+        return [img for img in self.images if "logo" in (img.get("class") or "")]
 
 
 def test_every_page_has_the_favicon_and_the_logo(html_dir):
@@ -70,7 +74,7 @@ def test_every_page_has_the_favicon_and_the_logo(html_dir):
     for page in pages:
         if 'http-equiv="Refresh"' in page.read_text(encoding="utf-8"):
             continue  # index.html: Jupyter Book's redirect to the first page, never shown
-        parser = IconParser()
+        parser = ImageParser()
         parser.feed(page.read_text(encoding="utf-8"))
         problems = []
         if not any(href.endswith("_static/favicon.png") for href in parser.icons):
@@ -83,18 +87,6 @@ def test_every_page_has_the_favicon_and_the_logo(html_dir):
         if problems:
             missing[str(page.relative_to(html_dir))] = problems
     assert len(pages) >= 10 and not missing
-
-
-class ImageParser(HTMLParser):
-    """Every image of a page, with its attributes."""
-
-    def __init__(self):
-        super().__init__()
-        self.images: list[dict] = []
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "img":
-            self.images.append(dict(attrs))
 
 
 def test_the_landing_page_shows_what_the_reader_will_build(html_dir):

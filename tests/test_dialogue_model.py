@@ -1,12 +1,12 @@
-"""mmlib.models.dialogue: the visual dialogue model's shapes, masking, two stages, decoding."""
+"""mmlib.models.dialogue: the visual dialogue model's shapes, masking, four stages, decoding."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mmlib.data.dialogues import encode_dialogues
 from mmlib.data.tokenizer import Tokenizer
-from mmlib.data.world import ATTRIBUTES
-from mmlib.models.dialogue import PREFIX_DIM, PREFIX_PARTS, VisualDialogueModel, set_reading
+from mmlib.models.dialogue import STAGES, VisualDialogueModel, transplant
 from tests.bad_input import raises_naming
 
 
@@ -19,42 +19,78 @@ def test_model_shapes_and_loss(dialogue_world, tiny_dialogue_model):
     assert logits.shape == (*idx.shape, tok.vocab_size) and loss is None
     _, loss = model(images, idx, targets)
     assert loss.ndim == 0 and torch.isfinite(loss)
-    # the language stage's shortcut: readings computed once, then the GPT alone
-    direct, direct_loss = model.gpt(idx, model.image_prefix(images), targets)
+    # training's shortcut: region features computed once, then the projector and the GPT
+    direct, direct_loss = model.talk(model.region_features(images), idx, targets)
     assert torch.equal(direct, logits) and torch.equal(direct_loss, loss)
     assert [h.shape for h in model.attribute_logits(images)] == [(3, 4, 4), (3, 4, 7), (3, 4, 3)]
 
 
-def test_the_prefix_is_what_the_encoder_read_at_each_place(dialogue_world, tiny_dialogue_model):
+def test_visual_tokens_are_projected_normalised_region_features(
+    dialogue_world, tiny_dialogue_model
+):
     scenes, tok = dialogue_world
     model = tiny_dialogue_model
     images = scenes.images[:3]
-    prefix = model.image_prefix(images)
-    assert prefix.shape == (3, 4, PREFIX_DIM) == (3, 4, 18) and not prefix.requires_grad
-    shape, colour, size, place = prefix.split([4, 7, 3, 4], dim=-1)
-    readings = zip((shape, colour, size), model.attribute_logits(images), strict=True)
-    for probabilities, logits in readings:
-        assert torch.allclose(probabilities, logits.softmax(-1))
-        assert torch.allclose(probabilities.sum(-1), torch.ones(3, 4))
-    assert torch.equal(place, torch.eye(4).expand(3, 4, 4))
+    features = model.region_features(images)
+    assert features.shape == (3, 4, 16) and not features.requires_grad  # width 4: 4 * 4
+    assert torch.allclose(features, F.layer_norm(model.slots(images), (16,)))
+    assert torch.allclose(features.mean(-1), torch.zeros(3, 4), atol=1e-5)
+    tokens = model.projector(features)
+    assert tokens.shape == (3, 4, model.gpt.config.n_embd)
+    # the projector is LLaVA-1.5's MLP plus one learned vector per place, started at init_std
+    assert [type(m).__name__ for m in model.projector.net] == ["Linear", "GELU", "Linear"]
+    assert model.projector.position.shape == (4, 16)
+    assert 0.1 < float(model.projector.position.std()) / model.gpt.config.init_std < 2
+    # the visual tokens go before the tokens, which keep the positions of text-only training
+    idx = torch.tensor([tok.encode("how many shapes?") + [tok.bos_id]] * 3)
+    with_image, _ = model.talk(features, idx)
+    blocks_in = []
+    hook = model.gpt.blocks[0].register_forward_pre_hook(lambda m, a: blocks_in.append(a[0]))
+    model.talk(features, idx)
+    hook.remove()
+    positions = torch.arange(idx.shape[1])
+    text = model.gpt.wte(idx) + model.gpt.wpe(positions)
+    assert torch.allclose(blocks_in[0], torch.cat([tokens, text], dim=1))
+    assert with_image.shape == (3, idx.shape[1], tok.vocab_size)
 
 
-def test_the_two_stages_train_different_parts(dialogue_world, tiny_dialogue_model):
+def _stage_loss(model, stage, scenes, tok):
+    images = scenes.images[:3]
+    dialogues = [scenes.qa[i][:2] for i in range(3)]
+    if stage == "perception":
+        return model.perception_loss(images, scenes.attributes[:3])
+    if stage == "text":
+        idx, targets = encode_dialogues(tok, dialogues, answers_only=False)
+        return model.gpt(idx, targets=targets)[1]
+    idx, targets = encode_dialogues(tok, dialogues)
+    return model(images, idx, targets)[1]
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_each_stage_trains_only_its_parts(dialogue_world, tiny_dialogue_model, stage):
     scenes, tok = dialogue_world
     model = tiny_dialogue_model.train()
-    images = scenes.images[:3]
-    loss = model.perception_loss(images, scenes.attributes[:3])
+    assert model.set_stage(stage) == stage == model.stage
+    loss = _stage_loss(model, stage, scenes, tok)
     assert loss.ndim == 0 and loss > 0
     loss.backward()
-    assert model.encoder.proj.weight.grad is not None
-    assert model.attribute_head.weight.grad is not None
-    assert all(p.grad is None for p in model.gpt.parameters())
-    model.zero_grad(set_to_none=True)
-    idx, targets = encode_dialogues(tok, [scenes.qa[i][:2] for i in range(3)])
-    model(images, idx, targets)[1].backward()  # language: the encoder stays as it is
-    assert all(p.grad is None for p in model.encoder.parameters())
-    assert model.attribute_head.weight.grad is None
-    assert all(p.grad is not None for p in model.gpt.blocks.parameters())
+    for part in ("encoder", "attribute_head", "projector", "gpt"):
+        grads = [p.grad for p in getattr(model, part).parameters()]
+        trains = part in STAGES[stage]
+        assert all(p.requires_grad == trains for p in getattr(model, part).parameters())
+        if trains:  # every tensor of a training part gets a gradient
+            assert all(g is not None for g in grads), (stage, part)
+        else:
+            assert all(g is None for g in grads), (stage, part)
+    assert STAGES["align"] == ("projector",) and "encoder" not in STAGES["instruct"]
+
+
+def test_a_new_model_starts_in_the_perception_stage():
+    model = VisualDialogueModel(20, width=4, n_embd=16)
+    assert model.stage == "perception"
+    assert not any(p.requires_grad for p in model.gpt.parameters())
+    with raises_naming(ValueError, "stage"):
+        model.set_stage("pretrain")
 
 
 def test_perception_learns_to_read_the_places(dialogue_world, tiny_dialogue_model):
@@ -165,47 +201,44 @@ def test_bad_input(dialogue_world, tiny_dialogue_model):
         VisualDialogueModel(10, n_embd=30, n_head=4)
     with raises_naming(ValueError, "init_std"):
         VisualDialogueModel(10, init_std=0.0)
+    features = model.region_features(images)
+    with raises_naming(ValueError, "features"):
+        model.talk(features[:, :3], idx)
+    with raises_naming(ValueError, "features"):
+        model.talk(features[..., :5], idx)
+    with raises_naming(TypeError, "features"):
+        model.talk(features.long(), idx)
 
 
-def test_counterfactual_prefix_and_answers_from_readings(dialogue_world, tiny_dialogue_model):
+def test_transplanted_features_and_answers_from_features(dialogue_world, tiny_dialogue_model):
     scenes, tok = dialogue_world
     model = tiny_dialogue_model
     images = scenes.images[:3]
-    prefix = model.image_prefix(images)
-    assert sum(s.stop - s.start for s in PREFIX_PARTS.values()) == PREFIX_DIM
-    edited = set_reading(prefix, torch.tensor([0, 2, 3]), "colour", torch.tensor([1, 0, 5]))
-    colour = PREFIX_PARTS["colour"]
-    assert edited.shape == prefix.shape and not edited.data_ptr() == prefix.data_ptr()
-    assert edited[0, 0, colour].tolist() == [0, 0, 1, 0, 0, 0, 0]  # class 0 is "nothing here"
-    assert edited[2, 3, colour].argmax() == 6 and edited[1, 2, colour].sum() == 1
+    features = model.region_features(images)
+    donors = torch.randn(3, 16)
+    edited = transplant(features, torch.tensor([0, 2, 3]), donors)
+    assert edited.shape == features.shape and not edited.data_ptr() == features.data_ptr()
+    assert torch.equal(edited[[0, 1, 2], [0, 2, 3]], donors)
     untouched = torch.ones(3, 4, dtype=torch.bool)
     untouched[[0, 1, 2], [0, 2, 3]] = False
-    assert torch.equal(edited[untouched], prefix[untouched])
-    assert torch.equal(edited[..., PREFIX_PARTS["shape"]], prefix[..., PREFIX_PARTS["shape"]])
-    assert len(ATTRIBUTES["colour"]) + 1 == colour.stop - colour.start
-    # answering from the image's own readings is answering from the image
+    assert torch.equal(edited[untouched], features[untouched])
+    # answering from the image's own features is answering from the image
     questions = [scenes.qa[i][0][0] for i in range(3)]
-    assert model.answer_prefix(prefix, questions, tok) == model.answer(images, questions, tok)
-    with raises_naming(ValueError, "prefix, questions and history"):
-        model.answer_prefix(prefix, questions[:2], tok)
-    with raises_naming(ValueError, "prefix"):
-        model.answer_prefix(prefix[:, :3], questions, tok)
-    with raises_naming(ValueError, "attribute"):
-        set_reading(prefix, torch.zeros(3, dtype=torch.long), "place", torch.zeros(3).long())
-    with raises_naming(ValueError, "prefix"):
-        set_reading(
-            prefix[..., :5], torch.zeros(3, dtype=torch.long), "size", torch.zeros(3).long()
-        )
+    assert model.answer_features(features, questions, tok) == model.answer(images, questions, tok)
+    with raises_naming(ValueError, "features, questions and history"):
+        model.answer_features(features, questions[:2], tok)
+    with raises_naming(ValueError, "features"):
+        model.answer_features(features[:, :3], questions, tok)
+    with raises_naming(ValueError, "features"):
+        transplant(features[:, :3], torch.zeros(3, dtype=torch.long), donors)
     with raises_naming(ValueError, "places"):
-        set_reading(
-            prefix, torch.zeros(2, dtype=torch.long), "size", torch.zeros(3, dtype=torch.long)
-        )
+        transplant(features, torch.zeros(2, dtype=torch.long), donors)
     with raises_naming(ValueError, "places"):
-        set_reading(prefix, torch.full((3,), 4), "size", torch.zeros(3, dtype=torch.long))
-    with raises_naming(ValueError, "values"):
-        set_reading(prefix, torch.zeros(3, dtype=torch.long), "size", torch.full((3,), 2))
-    with raises_naming(TypeError, "values"):
-        set_reading(prefix, torch.zeros(3, dtype=torch.long), "size", torch.zeros(3))
+        transplant(features, torch.full((3,), 4), donors)
+    with raises_naming(ValueError, "donors"):
+        transplant(features, torch.zeros(3, dtype=torch.long), donors[:, :5])
+    with raises_naming(TypeError, "places"):
+        transplant(features, torch.zeros(3), donors)
 
 
 def test_the_gpt_starts_at_the_fan_in_spread():

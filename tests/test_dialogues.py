@@ -27,6 +27,16 @@ def test_encode_dialogues_puts_the_loss_on_answers_only(dialogue_world):
         encode_dialogues(tok, [[]])
     with raises_naming(TypeError, "tokenizer"):
         encode_dialogues("tok", dialogues)
+    with raises_naming(TypeError, "answers_only"):
+        encode_dialogues(tok, dialogues, answers_only="no")
+    # a language model's pretraining: every next token is a target, padding aside
+    same_idx, every = encode_dialogues(tok, dialogues, answers_only=False)
+    assert torch.equal(same_idx, idx)
+    assert tok.decode([t for t in every[0].tolist() if t != -100], False) == tok.decode(
+        idx[0, 1:].tolist() + [tok.eos_id], False
+    )
+    assert torch.equal(every[targets != -100], targets[targets != -100])
+    assert int(every[1, 2]) == -100  # padding is never a target
     # check_dialogue, which also checks VisualDialogueModel.answer's history
     assert check_dialogue("turns", [["q", "a"], ("", "b")]) == [("q", "a"), ("", "b")]
     for bad in ("q a", [("q", "a", "b")], [("q",)], [("q", None)], None):

@@ -168,3 +168,25 @@ def test_banded_while_measuring_needs_no_band_and_rejects_bad_input(bands_file, 
     monkeypatch.setenv("MMBOOK_SEED", "2")
     number = banded("t.unknown", 0.5)
     assert number.allowed is None and number.measured["value"] == 0.5
+
+
+def test_earlier_run_reads_seed_0_and_the_range_over_seeds(tmp_path):
+    path = tmp_path / "earlier.json"
+    entry = {"commit": "abc", "reproduce": "make bands", "seeds": [1, 0, 2]}
+    entry["values"] = {"seen.macro": [0.5, 0.9, 0.7]}
+    path.write_text(json.dumps({"ch.old": entry}))
+    old = results.earlier_run("ch.old", path)
+    assert float(old["seen.macro"]) == 0.9 and repr(old["seen.macro"]) == "0.90"
+    assert (old["seen.macro"].band.lo, old["seen.macro"].band.hi) == (0.5, 0.9)
+    assert old["seen.macro"].allowed is None  # read, not measured: a re-run prints the same
+    with pytest.raises(KeyError, match="ch.new"):
+        results.earlier_run("ch.new", path)
+
+
+def test_the_stored_earlier_runs_name_their_commit_and_command():
+    runs = json.loads(results.EARLIER_RUNS_FILE.read_text())
+    for name, entry in runs.items():
+        assert entry["commit"] and entry["reproduce"].startswith(f"git checkout {entry['commit']}")
+        assert 0 in entry["seeds"] and len(entry["seeds"]) >= 5
+        assert all(len(v) == len(entry["seeds"]) for v in entry["values"].values()), name
+        assert results.earlier_run(name)

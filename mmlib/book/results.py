@@ -25,9 +25,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Band", "Number", "banded", "report", "say", "seed_band", "show_table"]
+__all__ = ["Band", "Number", "banded", "earlier_run", "report", "say", "seed_band", "show_table"]
 
 BANDS_FILE = Path(__file__).with_name("seed_bands.json")
+#: Results of earlier versions of a chapter, kept for comparison with the commit that made them.
+EARLIER_RUNS_FILE = Path(__file__).with_name("earlier_runs.json")
 
 # A number as the book prints it: 0.883, -1.5, 68,090, 4e-21 (a percent sign stays outside).
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w]|\.\d)")
@@ -142,6 +144,24 @@ def seed_band(name: str, path: Path | str | None = None) -> Band:
         raise KeyError(f"no seed band named {name!r} in {path.name}: run `make bands`")
     entry = bands[name]
     return Band(min(entry["values"]), max(entry["values"]), len(entry["values"]), entry["fmt"])
+
+
+def earlier_run(run: str, path: Path | str | None = None) -> dict[str, Number]:
+    """The stored results of an earlier version of a chapter (``earlier_runs.json``): for each
+    measurement, seed 0's value as a :class:`Number` whose ``band`` is its range over the run's
+    seeds. They are read, not measured again: the entry names the commit and the command that
+    made them, so a reader can reproduce them, and a re-run of the page prints the same text."""
+    path = Path(path) if path is not None else EARLIER_RUNS_FILE
+    runs = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    if run not in runs:
+        raise KeyError(f"no earlier run named {run!r} in {path.name}")
+    entry, seeds = runs[run], len(runs[run]["seeds"])
+    results = {}
+    for name, values in entry["values"].items():
+        number = Number(values[entry["seeds"].index(0)], ".2f")
+        number.band = Band(min(values), max(values), seeds, ".2f")
+        results[name] = number
+    return results
 
 
 def report(name: str, value: float, label: str, fmt: str = ".3f") -> Number:

@@ -58,7 +58,9 @@ def dialogue_ids(
 
 
 def encode_dialogues(
-    tokenizer: Tokenizer, dialogues: Sequence[Sequence[tuple[str, str]]]
+    tokenizer: Tokenizer,
+    dialogues: Sequence[Sequence[tuple[str, str]]],
+    answers_only: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and targets for next-token training, with the loss on answers only.
 
@@ -67,8 +69,11 @@ def encode_dialogues(
     (the sequence without its last token, padded with ``<pad>``) and ``targets (N, T) int64``
     (the sequence shifted by one, ``-100`` wherever the next token is part of a question,
     a ``<bos>`` or padding), so the loss only counts answer words and their ``<eos>``.
+    With ``answers_only=False`` every next token but padding is a target: plain language
+    modelling of the whole text, as in a language model's pretraining.
     """
     check_type("tokenizer", tokenizer, Tokenizer)
+    check_type("answers_only", answers_only, bool)
     if not (_is_list(dialogues) and dialogues):
         raise TypeError(f"dialogues must be a non-empty list, got {describe(dialogues)}")
     rows, cache = [], {}
@@ -82,7 +87,10 @@ def encode_dialogues(
         pad = width - len(ids) + 1
         idx.append(ids[:-1] + [tokenizer.pad_id] * pad)
         targets.append(
-            [t if a else IGNORE for t, a in zip(ids[1:], is_answer[1:], strict=True)]
+            [
+                t if a or not answers_only else IGNORE
+                for t, a in zip(ids[1:], is_answer[1:], strict=True)
+            ]
             + [IGNORE] * pad
         )
     return torch.tensor(idx, dtype=torch.long), torch.tensor(targets, dtype=torch.long)

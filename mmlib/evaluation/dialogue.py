@@ -1,9 +1,9 @@
 """How chapter 6.1's dialogue model is scored: its captions, and how it reads the scene.
 
 :func:`caption_scores` compares generated captions with reference captions, part by part.
-:class:`~mmlib.models.dialogue.VisualDialogueModel` first reads, at each of the four places,
-the shape, colour and size of what stands there (or "nothing"); :func:`slot_accuracy` scores
-those readings against the scenes' true attributes.
+:class:`~mmlib.models.dialogue.VisualDialogueModel`'s encoder learns, in its first stage, to
+read at each of the four places the shape, colour and size of what stands there (or
+"nothing"); :func:`slot_accuracy` scores those readings against the scenes' true attributes.
 """
 
 from __future__ import annotations

@@ -1,13 +1,14 @@
 """Visual dialogue: a tiny GPT that answers questions about an image, over several turns.
 
-What the image encoder reads at each place of the shapes world (one vector per place) is the
-*prefix* of a decoder-only transformer (:class:`mmlib.models.gpt.GPT`); the conversation follows as
-tokens. Every turn reads ``question <bos> answer <eos>``, so one sequence can hold a whole
-conversation, and a caption is simply the answer to the empty question:
+What the image encoder sees at each place of the shapes world (one feature vector per place)
+goes through a small projector to become four *visual tokens*, placed before the tokens of a
+decoder-only transformer (:class:`mmlib.models.gpt.GPT`): the recipe of LLaVA (Liu et al.,
+NeurIPS 2023) at toy scale. Every turn reads ``question <bos> answer <eos>``, so one
+sequence can hold a whole conversation, and a caption is the answer to the empty question:
 ``<bos> a small red circle on the left <eos>``.
 The loss is taken on answer tokens only: the model is never asked to predict the user's words.
 
-Shapes: B batch, T tokens, 4 prefix vectors (one per place) of PREFIX_DIM = 18 numbers.
+Shapes: B batch, T tokens, 4 places, D = 4 * width region features, C the GPT's width.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from mmlib.data.tokenizer import Tokenizer
 from mmlib.data.world import ATTRIBUTES, POSITIONS
 from mmlib.encoders import ImageEncoder
 from mmlib.models.gpt import GPT, GPTConfig
+from mmlib.models.vlm import Projector
 from mmlib.modes import evaluating
 from mmlib.validate import (
     check_choice,
@@ -38,83 +40,68 @@ from mmlib.validate import (
     require,
 )
 
-__all__ = ["PREFIX_DIM", "PREFIX_PARTS", "VisualDialogueModel", "set_reading"]
+__all__ = ["STAGES", "VisualDialogueModel", "transplant"]
 
 # Pixel mean and spread of the shapes world (mostly black background): the encoder
 # standardises its input with them.
 IMAGE_MEAN, IMAGE_STD = 0.04, 0.16
 
 
-# ---------------------------------------------------------------------------- text
-
-
-# ---------------------------------------------------------------------------- captions
 _SIZES, _COLOURS, _SHAPES = ATTRIBUTES["size"], ATTRIBUTES["colour"], ATTRIBUTES["shape"]
 _SLOT_CLASSES = (len(_SHAPES) + 1, len(_COLOURS) + 1, len(_SIZES) + 1)  # each with 0 = empty
 
 
 # ---------------------------------------------------------------------------- the model
-#: How many numbers the decoder's prefix holds per place (18), the probabilities of each
-#: shape, colour and size followed by a one-hot code of the place.
-PREFIX_DIM = sum(_SLOT_CLASSES) + len(POSITIONS)
-#: Where each reading sits in a place's prefix vector. ``prefix[..., PREFIX_PARTS["colour"]]``
-#: holds the probabilities of "nothing here" and of each colour.
-PREFIX_PARTS = {
-    "shape": slice(0, _SLOT_CLASSES[0]),
-    "colour": slice(_SLOT_CLASSES[0], _SLOT_CLASSES[0] + _SLOT_CLASSES[1]),
-    "size": slice(_SLOT_CLASSES[0] + _SLOT_CLASSES[1], sum(_SLOT_CLASSES)),
-    "place": slice(sum(_SLOT_CLASSES), PREFIX_DIM),
+#: The parts that train in each stage (:meth:`VisualDialogueModel.set_stage`); the rest is
+#: frozen. The encoder trains only in the first, as LLaVA keeps its CLIP encoder frozen.
+STAGES = {
+    "perception": ("encoder", "attribute_head"),
+    "text": ("gpt",),
+    "align": ("projector",),
+    "instruct": ("projector", "gpt"),
 }
 
 
-def _check_reading(prefix, places, attribute, values) -> None:
-    """Check :func:`set_reading`'s arguments."""
-    check_tensor("prefix", prefix, dtype="float", shape=(None, len(POSITIONS), PREFIX_DIM))
-    check_choice("attribute", attribute, ("shape", "colour", "size"))
-    classes = len(ATTRIBUTES[attribute])
-    for name, x, n in ("places", places, len(POSITIONS)), ("values", values, classes):
-        check_tensor(name, x, dtype="integer", shape=(len(prefix),))
-        require(0 <= int(x.min()) and int(x.max()) < n, name, f"in [0, {n - 1}]", x.tolist())
-
-
-def set_reading(
-    prefix: torch.Tensor, places: torch.Tensor, attribute: str, values: torch.Tensor
-) -> torch.Tensor:
-    """A counterfactual prefix: a copy of ``prefix (B, 4, PREFIX_DIM)`` in which row ``b`` reads,
-    at place ``places[b]``, the ``attribute`` ("shape", "colour" or "size") with index
-    ``values[b]`` (into ``ATTRIBUTES[attribute]``) for certain, whatever the image showed.
-    ``places`` and ``values``: ``(B,) int64``. Nothing else of the prefix changes."""
-    _check_reading(prefix, places, attribute, values)
-    classes = len(ATTRIBUTES[attribute])
-    edited = prefix.clone()
-    part = PREFIX_PARTS[attribute]
-    reading = F.one_hot(values.to(prefix.device) + 1, classes + 1).to(prefix.dtype)
-    rows = torch.arange(len(prefix), device=prefix.device)
-    edited[rows, places.to(prefix.device), part] = reading
+def transplant(features: torch.Tensor, places: torch.Tensor, donors: torch.Tensor) -> torch.Tensor:
+    """A counterfactual: a copy of ``features (B, 4, D)`` in which row ``b`` holds, at place
+    ``places[b]`` (``(B,) int64``), the vector ``donors[b]`` (``(B, D)``), for example what the
+    encoder saw at that place in another image. Nothing else changes."""
+    check_tensor("features", features, dtype="float", shape=(None, len(POSITIONS), None))
+    check_tensor("places", places, dtype="integer", shape=(len(features),))
+    check_tensor("donors", donors, dtype="float", shape=(len(features), features.shape[2]))
+    n = len(POSITIONS)
+    require(0 <= int(places.min()) and int(places.max()) < n, "places", f"in [0, {n - 1}]", places)
+    edited = features.clone()
+    edited[torch.arange(len(features)), places.to(features.device)] = donors.to(features)
     return edited
 
 
 class VisualDialogueModel(nn.Module):
-    """An :class:`~mmlib.encoders.ImageEncoder` that reads what stands at each place, and a
-    :class:`~mmlib.models.gpt.GPT` that talks about it. Images and a conversation -> next-token
-    logits.
+    """LLaVA's recipe in miniature: an :class:`~mmlib.encoders.ImageEncoder`, a projector and a
+    :class:`~mmlib.models.gpt.GPT`. Images and a conversation -> next-token logits.
 
-    It is trained in two stages, as vision-language models with a frozen image encoder are:
+    - The encoder's 16 patch features are mapped by a linear layer to one feature vector per
+      place of the shapes world (left, right, top, bottom): four *region features*
+      ``(B, 4, 4 * width)``, layer-normalised (:meth:`region_features`).
+    - The projector (:class:`~mmlib.models.vlm.Projector`, Linear-GELU-Linear as in LLaVA-1.5,
+      plus a learned vector per place) maps each to the GPT's width: four *visual tokens*
+      before the conversation's tokens, which keep the positions of text-only training.
 
-    1. *perception*: :meth:`perception_loss` trains the encoder and a small attribute head to
-       read, at each place of the shapes world (left, right, top, bottom), the shape, colour and
-       size of the object there, or "nothing here";
-    2. *language*: the GPT (``self.gpt``) trains on conversations. Its prefix is what the
-       encoder read (:meth:`image_prefix`), one vector per place ``(B, 4, PREFIX_DIM)``: the
-       probabilities of each shape, colour and size (a *concept bottleneck*) and a one-hot code
-       of the place. No gradient flows back into the encoder, which stays as stage 1 left it,
-       so the readings of the training images can be computed once for the whole stage.
+    It trains in four stages, each with only ``STAGES[stage]`` trainable (:meth:`set_stage`):
 
-    ``max_tokens`` is the longest conversation (in tokens) it can read; ``init_std`` is the GPT's
-    initial weight spread (:class:`~mmlib.models.gpt.GPTConfig`), by default ``1 / sqrt(n_embd)``
-    (fan-in scaling, 0.144 at the width of 48) rather than GPT-2's 0.02, which suits a width of 768
-    and leaves a tiny GPT's attention flat for a long time. Two heads, not four: at this width the
-    CPU attention kernel costs about the same per head whatever its size.
+    1. ``perception``: the encoder and a small attribute head learn to read, at each place,
+       the shape, colour and size of the object there, or "nothing here"
+       (:meth:`perception_loss`); this stands in for CLIP's pretraining;
+    2. ``text``: the GPT alone learns the language of the conversations, with no image;
+    3. ``align``: the projector alone learns image -> caption;
+    4. ``instruct``: the projector and the GPT learn the conversations, loss on answers only.
+
+    From stage 2 on the encoder is frozen, so the region features of the training images can
+    be computed once. ``max_tokens`` is the longest conversation (in tokens) it can read;
+    ``init_std`` is the GPT's initial weight spread (:class:`~mmlib.models.gpt.GPTConfig`), by
+    default ``1 / sqrt(n_embd)`` (fan-in scaling, 0.144 at the width of 48) rather than
+    GPT-2's 0.02, which suits a width of 768 and leaves a tiny GPT's attention flat for a long
+    time; the projector's place vectors start at the same spread.
     """
 
     def __init__(
@@ -138,16 +125,26 @@ class VisualDialogueModel(nn.Module):
         self.attribute_head = nn.Linear(4 * width, sum(_SLOT_CLASSES))
         config = GPTConfig(
             vocab_size=vocab_size,
-            block_size=places + max_tokens,
+            block_size=max_tokens,
             n_layer=n_layer,
             n_head=n_head,
             n_embd=n_embd,
-            prefix_dim=PREFIX_DIM,
             dropout=dropout,
             init_std=init_std,
         )
         self.gpt = GPT(config)
+        self.projector = Projector(4 * width, n_embd, places, kind="mlp")
+        nn.init.normal_(self.projector.position, std=init_std)
         self.max_tokens = max_tokens
+        self.set_stage("perception")
+
+    def set_stage(self, stage: str) -> str:
+        """Let only the stage's parts train (``STAGES[stage]``); freeze the rest."""
+        check_choice("stage", stage, STAGES)
+        for part in ("encoder", "attribute_head", "projector", "gpt"):
+            getattr(self, part).requires_grad_(part in STAGES[stage])
+        self.stage = stage
+        return stage
 
     def slots(self, images: torch.Tensor) -> torch.Tensor:
         """Images ``(B, 3, 32, 32)`` -> one feature vector per place ``(B, 4, 4 * width)``."""
@@ -172,13 +169,23 @@ class VisualDialogueModel(nn.Module):
         )
 
     @torch.no_grad()
-    def image_prefix(self, images: torch.Tensor) -> torch.Tensor:
-        """Images ``(B, 3, 32, 32)`` -> the GPT's prefix ``(B, 4, PREFIX_DIM)``: per place, the
-        probabilities of its shape, colour and size, then a one-hot code of the place.
-        Computed without gradient: the language stage leaves the encoder as it is."""
-        probabilities = [F.softmax(logits, dim=-1) for logits in self.attribute_logits(images)]
-        place = torch.eye(len(POSITIONS), device=images.device).expand(len(images), -1, -1)
-        return torch.cat([*probabilities, place], dim=-1)
+    def region_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Images ``(B, 3, 32, 32)`` -> the frozen encoder's region features ``(B, 4, 4w)``,
+        each layer-normalised (zero mean, unit spread), computed without gradient."""
+        features = self.slots(images)
+        return F.layer_norm(features, features.shape[-1:])
+
+    def talk(
+        self, features: torch.Tensor, idx: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Region features ``(B, 4, 4w)`` -> projector -> visual tokens, then the GPT over them
+        and the tokens ``idx (B, T)``: logits ``(B, T, vocab)``, and the loss with targets."""
+        self._check_features(features)
+        return self.gpt(idx, targets=targets, prefix_embeds=self.projector(features))
+
+    def _check_features(self, features: torch.Tensor) -> None:
+        dim = self.projector.net[0].in_features
+        check_tensor("features", features, dtype="float", shape=(None, len(POSITIONS), dim))
 
     def forward(
         self,
@@ -188,9 +195,9 @@ class VisualDialogueModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``images (B, 3, 32, 32)`` and ``idx (B, T)`` -> logits ``(B, T, vocab)``, and when
         ``targets (B, T)`` (``-100`` ignored) are given, the mean cross-entropy of the answer
-        tokens. In the language stage the encoder does not change, so its readings can be
-        computed once with :meth:`image_prefix` and passed to ``self.gpt`` directly."""
-        return self.gpt(idx, self.image_prefix(images), targets)  # prefix (B, 4, PREFIX_DIM)
+        tokens. The encoder is frozen after stage 1, so training can compute the region
+        features once with :meth:`region_features` and call :meth:`talk` directly."""
+        return self.talk(self.region_features(images), idx, targets)
 
     @torch.no_grad()
     def answer(
@@ -208,19 +215,19 @@ class VisualDialogueModel(nn.Module):
 
         Greedy (argmax) decoding, or sampling at ``temperature`` from a generator seeded with
         ``seed``. Prompts of equal length are decoded together; each answer is cut at its
-        ``<eos>``. Returns one str per image. The same as :meth:`answer_prefix` on
-        ``image_prefix(images)``."""
+        ``<eos>``. Returns one str per image. The same as :meth:`answer_features` on
+        ``region_features(images)``."""
         check_images("images", images, finite=True)
         with evaluating(self):
-            prefix = self.image_prefix(images.to(next(self.parameters()).device))
+            features = self.region_features(images.to(next(self.parameters()).device))
         return self._answer(
-            prefix, questions, tokenizer, history, max_new_tokens, temperature, seed, "images"
+            features, questions, tokenizer, history, max_new_tokens, temperature, seed, "images"
         )
 
     @torch.no_grad()
-    def answer_prefix(
+    def answer_features(
         self,
-        prefix: torch.Tensor,
+        features: torch.Tensor,
         questions: Sequence[str],
         tokenizer: Tokenizer,
         history: Sequence[Sequence[tuple[str, str]]] | None = None,
@@ -228,15 +235,15 @@ class VisualDialogueModel(nn.Module):
         temperature: float | None = None,
         seed: int = 0,
     ) -> list[str]:
-        """:meth:`answer` from given readings ``prefix (B, 4, PREFIX_DIM)`` instead of images:
-        what the decoder says when the encoder's readings are these, for example readings edited
-        with :func:`set_reading` (a counterfactual probe)."""
-        check_tensor("prefix", prefix, dtype="float", shape=(None, len(POSITIONS), PREFIX_DIM))
+        """:meth:`answer` from given region features ``(B, 4, 4w)`` instead of images: what
+        the model says when the encoder saw these, for example features edited with
+        :func:`transplant` (a counterfactual probe)."""
+        self._check_features(features)
         return self._answer(
-            prefix, questions, tokenizer, history, max_new_tokens, temperature, seed, "prefix"
+            features, questions, tokenizer, history, max_new_tokens, temperature, seed, "features"
         )
 
-    def _answer(self, prefix, questions, tokenizer, history, max_new_tokens, temperature, seed,
+    def _answer(self, features, questions, tokenizer, history, max_new_tokens, temperature, seed,
                 source: str) -> list[str]:  # fmt: skip
         questions = check_strings("questions", questions)
         check_type("tokenizer", tokenizer, Tokenizer)
@@ -247,7 +254,7 @@ class VisualDialogueModel(nn.Module):
         history = [[] for _ in questions] if history is None else history
         check_type("history", history, Sequence, "list of dialogues or None")
         history = [check_dialogue(f"history[{k}]", h) for k, h in enumerate(history)]
-        sizes = (len(prefix), len(questions), len(history))
+        sizes = (len(features), len(questions), len(history))
         require(len(set(sizes)) == 1, f"{source}, questions and history", "one length", sizes)
         prompts = [
             dialogue_ids(tokenizer, h)[0] + tokenizer.encode(q) + [tokenizer.bos_id]
@@ -259,7 +266,7 @@ class VisualDialogueModel(nn.Module):
         allowed[[tokenizer.pad_id, tokenizer.bos_id, tokenizer.unk_id]] = False
         generator = torch.Generator().manual_seed(seed)
         device = next(self.parameters()).device
-        prefix = prefix.to(device)
+        features = features.to(device)
         answers = [""] * len(prompts)
         with evaluating(self):
             for length in sorted({len(p) for p in prompts}):
@@ -268,7 +275,7 @@ class VisualDialogueModel(nn.Module):
                 out = self.gpt.generate(
                     idx,
                     max_new_tokens,
-                    prefix=prefix[rows],
+                    prefix_embeds=self.projector(features[rows]),
                     temperature=1.0 if temperature is None else temperature,
                     greedy=temperature is None,
                     allowed=allowed,

@@ -7,7 +7,9 @@
 Without Chromium it prints one line saying how to install it and stops: with exit status 0 on a
 reader's machine (so `make test` goes on, and the PDF test is skipped), 1 under CI=true.
 
-The page is served from 127.0.0.1 and printed once MathJax, fonts and images are done.
+The page is served from 127.0.0.1 and printed once MathJax, fonts and images are done. Before
+printing, the landing page's figure (book/assets/landing.png, drawn by tools/landing.py) moves
+under the book's title, and the contents start on the next sheet: sheet 1 is a title page.
 Sphinx writes the single page at the root document's path (book/intro.html) but with links
 relative to the build root, so it is copied to the root as book.html before printing.
 """
@@ -35,6 +37,19 @@ FOOTER = (
 )
 
 
+# Sheet 1: the title, then the landing figure; the contents begin on sheet 2.
+TITLE_PAGE = """() => {
+    const title = document.querySelector("#jb-print-docs-body h1");
+    const image = document.querySelector('img[src$="landing.png"]');
+    const figure = image && image.closest("figure");
+    const contents = document.getElementById("jb-print-toc");
+    if (!title || !figure || !contents) return false;
+    title.after(figure);
+    contents.style.breakBefore = "page";
+    return true;
+}"""
+
+
 def print_book(html_dir: Path, pdf: Path) -> int:
     """Print `html_dir`/index.html (a singlehtml build) to `pdf`; returns the size in bytes."""
     from playwright.sync_api import sync_playwright
@@ -55,6 +70,8 @@ def print_book(html_dir: Path, pdf: Path) -> int:
         page = browser.new_page()
         page.goto(base + "book.html")
         wait_until_rendered(page)
+        if not page.evaluate(TITLE_PAGE):
+            raise FileNotFoundError("the title, the landing figure or the contents is missing")
         page.pdf(
             path=str(pdf),
             format="A4",

@@ -179,3 +179,18 @@ def test_pdf_has_an_outline_of_chapters_and_sections(pdf, html_dir):
     absent = [title for title in titles if not any(title in item for item in items)]
     assert not absent
     assert outline.count("<outline") > 1, "no sections under the chapters"
+
+
+def test_sheet_1_is_a_title_page_with_the_landing_figure(pdf):
+    """tools/print_pdf.py: the book's title and the landing figure, the contents on sheet 2."""
+    first, second = page_texts()[:2]
+    assert words("Multimodal Models, Hands-On") in words(first)
+    assert "Contents" not in first and "Contents" in second
+    listing = subprocess.run(
+        ["pdfimages", "-list", "-f", "1", "-l", "1", PDF],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()[2:]  # two header lines, then one line per image
+    sizes = [line.split()[3:5] for line in listing]  # width and height in pixels
+    assert ["900", "396"] in sizes, f"no landing figure on sheet 1: {sizes}"

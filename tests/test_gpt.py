@@ -1,4 +1,4 @@
-"""The tiny GPT: shapes, causality, prefix conditioning, sampling, bad input."""
+"""The tiny GPT: shapes, causality, conditioning on prefix embeddings, sampling, bad input."""
 
 import torch
 
@@ -6,19 +6,9 @@ from mmlib.models.gpt import GPT, GPTConfig
 from tests.bad_input import raises_naming
 
 
-def tiny(prefix_dim=None, **kw):
+def tiny(**kw):
     torch.manual_seed(0)
-    return GPT(
-        GPTConfig(
-            vocab_size=11,
-            block_size=12,
-            n_layer=2,
-            n_head=2,
-            n_embd=16,
-            prefix_dim=prefix_dim,
-            **kw,
-        )
-    ).eval()
+    return GPT(GPTConfig(vocab_size=11, block_size=12, n_layer=2, n_head=2, n_embd=16, **kw)).eval()
 
 
 def test_shapes_and_loss():
@@ -33,24 +23,24 @@ def test_shapes_and_loss():
 
 
 def test_a_future_token_never_influences_the_past():
-    model = tiny(prefix_dim=5)
+    model = tiny()
     idx = torch.randint(0, 11, (2, 8))
-    prefix = torch.randn(2, 3, 5)
+    prefix = torch.randn(2, 3, 16)
     changed = idx.clone()
     changed[:, 5] = (changed[:, 5] + 1) % 11
     with torch.no_grad():
-        a, _ = model(idx, prefix)
-        b, _ = model(changed, prefix)
+        a, _ = model(idx, prefix_embeds=prefix)
+        b, _ = model(changed, prefix_embeds=prefix)
     assert torch.allclose(a[:, :5], b[:, :5], atol=1e-6)  # positions before 5 unchanged
     assert not torch.allclose(a[:, 5:], b[:, 5:], atol=1e-6)  # position 5 onwards may change
 
 
 def test_prefix_conditions_every_position():
-    model = tiny(prefix_dim=5)
+    model = tiny()
     idx = torch.randint(0, 11, (1, 4))
     with torch.no_grad():
-        a, _ = model(idx, torch.randn(1, 2, 5))
-        b, _ = model(idx, torch.randn(1, 2, 5))
+        a, _ = model(idx, prefix_embeds=torch.randn(1, 2, 16))
+        b, _ = model(idx, prefix_embeds=torch.randn(1, 2, 16))
     assert not torch.allclose(a[:, 0], b[:, 0], atol=1e-6)
 
 
@@ -94,17 +84,9 @@ def test_bad_input():
         model(torch.zeros(2, dtype=torch.long))
     with raises_naming(ValueError, "idx"):  # too long
         model(torch.zeros(1, 13, dtype=torch.long))
-    with raises_naming(ValueError, "idx"):  # too long with the prefix
-        tiny(prefix_dim=5)(torch.zeros(1, 10, dtype=torch.long), torch.zeros(1, 3, 5))
-    with raises_naming(ValueError, "prefix"):  # must be None
-        model(torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, 1, 5))
-    with raises_naming(ValueError, "prefix"):  # must be given
-        tiny(prefix_dim=5)(torch.zeros(1, 2, dtype=torch.long))
-    with raises_naming(ValueError, "prefix"):
-        tiny(prefix_dim=5)(torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, 1, 4))
-    for name in ("idx", "prefix"):  # batch sizes differ: both are named
+    for name in ("idx", "prefix_embeds"):  # batch sizes differ: both are named
         with raises_naming(ValueError, name):
-            tiny(prefix_dim=5)(torch.zeros(1, 2, dtype=torch.long), torch.zeros(2, 1, 5))
+            model(torch.zeros(1, 2, dtype=torch.long), prefix_embeds=torch.zeros(2, 1, 16))
     with raises_naming(ValueError, "targets"):
         model(torch.zeros(1, 2, dtype=torch.long), targets=torch.zeros(1, 3, dtype=torch.long))
     with raises_naming(ValueError, "max_new_tokens"):
@@ -136,7 +118,5 @@ def test_prefix_embeds_go_in_as_they_are():
     assert out.shape == (2, 7)
     with raises_naming(ValueError, "prefix_embeds"):
         model(idx, prefix_embeds=torch.randn(2, 3, 15))  # not the model's width
-    with raises_naming(ValueError, "prefix_embeds"):
-        tiny(prefix_dim=5)(idx[:, :4], prefix=torch.randn(2, 1, 5), prefix_embeds=embeds)
     with raises_naming(ValueError, "idx"):
         model(torch.randint(0, 11, (2, 13)), prefix_embeds=embeds)

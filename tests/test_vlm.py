@@ -27,6 +27,13 @@ def test_each_patch_gets_its_own_learned_position():
     assert not torch.allclose(tokens[0, 0], tokens[0, 1])
 
 
+def test_positions_start_at_zero_or_at_the_given_spread():
+    assert torch.equal(Projector(4, 8, 3).position.detach(), torch.zeros(3, 8))
+    torch.manual_seed(0)
+    spread = float(Projector(4, 64, 64, position_std=0.5).position.detach().std())
+    assert 0.45 < spread < 0.55
+
+
 def test_bad_input():
     with raises_naming(ValueError, "kind"):
         Projector(4, 8, 3, kind="conv")
@@ -34,3 +41,5 @@ def test_bad_input():
         Projector(4, 8, 0)
     with raises_naming(TypeError, "width"):
         Projector(4, 8.0, 3)
+    with raises_naming(ValueError, "position_std"):
+        Projector(4, 8, 3, position_std=-0.1)

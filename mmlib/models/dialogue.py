@@ -133,8 +133,7 @@ class VisualDialogueModel(nn.Module):
             init_std=init_std,
         )
         self.gpt = GPT(config)
-        self.projector = Projector(4 * width, n_embd, places, kind="mlp")
-        nn.init.normal_(self.projector.position, std=init_std)
+        self.projector = Projector(4 * width, n_embd, places, kind="mlp", position_std=init_std)
         self.max_tokens = max_tokens
         self.set_stage("perception")
 

@@ -1,13 +1,11 @@
 """A tiny decoder-only transformer in the spirit of minGPT/nanoGPT.
 
 Causal self-attention through ``F.scaled_dot_product_attention``, pre-norm blocks, learned
-positions, tied input/output embeddings, and a ten-line ``generate`` loop. An optional *prefix*
-of feature vectors (for example image features) is projected to the model width and placed
-before the tokens, so the model can be conditioned on another modality (chapter 6.1); without
-a prefix it is a plain language model over any token vocabulary (chapter 6.2's image prior).
-A model trained on text alone can take *prefix embeddings* instead, vectors already at its
-width that a separate projector made (:mod:`mmlib.models.vlm`, the LLaVA recipe): the tokens
-then keep the positions they had in text-only training.
+positions, tied input/output embeddings, and a ten-line ``generate`` loop. Alone it is a plain
+language model over any token vocabulary (chapter 6.2's image prior). It can also take *prefix
+embeddings*, vectors already at its width that a projector made from another modality
+(:mod:`mmlib.models.vlm`, the LLaVA recipe of chapter 6.1), placed before the tokens; the
+tokens keep the positions they had in text-only training.
 
 Shapes: B batch, P prefix length, T tokens, C = n_embd, nh heads, hs = C // nh.
 """
@@ -35,7 +33,7 @@ __all__ = ["GPT", "GPTConfig"]
 
 @dataclass
 class GPTConfig:
-    """Sizes of a :class:`GPT`. ``block_size`` counts prefix positions plus tokens.
+    """Sizes of a :class:`GPT`. ``block_size`` counts tokens (prefix embeddings take none).
 
     ``init_std``: the spread of the initial weights. GPT-2's 0.02 suits its width of 768
     (about 0.55 / sqrt(n_embd)); a model only a few dozen wide learns much faster from a larger
@@ -47,7 +45,6 @@ class GPTConfig:
     n_layer: int = 2
     n_head: int = 4
     n_embd: int = 64
-    prefix_dim: int | None = None
     dropout: float = 0.0
     init_std: float = 0.02
 
@@ -55,8 +52,6 @@ class GPTConfig:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             check_int(name, getattr(self, name), minimum=1)
         require(self.n_embd % self.n_head == 0, "n_embd", "divisible by n_head", self.n_embd)
-        if self.prefix_dim is not None:
-            check_int("prefix_dim", self.prefix_dim, minimum=1)
         check_float("dropout", self.dropout, low=0.0, high=1.0)
         check_float("init_std", self.init_std, low=1e-6)
 
@@ -102,16 +97,13 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    """Decoder-only transformer: tokens ``(B, T)`` (+ prefix ``(B, P, prefix_dim)``) -> logits."""
+    """Decoder-only transformer: tokens ``(B, T)`` (+ prefix embeddings ``(B, P, C)``) -> logits."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = check_type("config", config, GPTConfig)
         self.wte = CheckedEmbedding(config.vocab_size, config.n_embd, argument="idx")
         self.wpe = nn.Embedding(config.block_size, config.n_embd)
-        self.prefix_proj = (
-            nn.Linear(config.prefix_dim, config.n_embd) if config.prefix_dim is not None else None
-        )
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
@@ -124,47 +116,33 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def _check_input(
-        self, idx: torch.Tensor, prefix: torch.Tensor | None, prefix_embeds: torch.Tensor | None
-    ) -> int:
+    def _check_input(self, idx: torch.Tensor, prefix_embeds: torch.Tensor | None) -> int:
         """Check ``forward``'s input, cheaply (``wte`` reports ids out of range); return P."""
         check_tensor("idx", idx, ndim=2, dtype="integer")
-        dim = self.config.prefix_dim
-        require((prefix is None) == (dim is None), "prefix", "given iff prefix_dim is set", prefix)
-        if prefix is not None:
-            check_tensor("prefix", prefix, dtype="float", shape=(None, None, dim))
-            check_same_batch(idx=idx, prefix=prefix)
+        P = 0
         if prefix_embeds is not None:
-            require(prefix is None, "prefix_embeds", "not given with prefix", "both")
             width = self.config.n_embd
             check_tensor("prefix_embeds", prefix_embeds, dtype="float", shape=(None, None, width))
             check_same_batch(idx=idx, prefix_embeds=prefix_embeds)
             P = prefix_embeds.shape[1]  # no positions of their own: the tokens keep 0..T-1
-            room, what = self.config.block_size, "block_size"
-        else:
-            P = 0 if prefix is None else prefix.shape[1]
-            room, what = self.config.block_size - P, "block_size - P"
-        require(idx.shape[1] <= room, "idx", f"at most {what} = {room} tokens long", idx)
+        room = self.config.block_size
+        require(idx.shape[1] <= room, "idx", f"at most block_size = {room} tokens long", idx)
         return P
 
     def forward(
         self,
         idx: torch.Tensor,
-        prefix: torch.Tensor | None = None,
         targets: torch.Tensor | None = None,
         prefix_embeds: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits ``(B, T, vocab_size)`` for the token positions, and the mean cross-entropy
         against ``targets (B, T)`` (entries ``-100`` are ignored) when targets are given.
 
-        ``prefix (B, P, prefix_dim)`` goes through ``prefix_proj`` and takes positions 0..P-1;
-        ``prefix_embeds (B, P, n_embd)`` goes in as it is, and the tokens keep positions 0..T-1.
+        ``prefix_embeds (B, P, n_embd)`` go in before the tokens as they are; the tokens keep
+        positions 0..T-1.
         """
-        P = self._check_input(idx, prefix, prefix_embeds)
-        x = self.wte(idx)  # (B, T, C)
-        if prefix is not None:
-            x = torch.cat([self.prefix_proj(prefix), x], dim=1)  # (B, P + T, C)
-        x = x + self.wpe(torch.arange(x.shape[1], device=idx.device))  # P + T positions
+        P = self._check_input(idx, prefix_embeds)
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))  # (B, T, C)
         if prefix_embeds is not None:
             x = torch.cat([prefix_embeds, x], dim=1)  # (B, P + T, C)
         for block in self.blocks:
@@ -181,7 +159,6 @@ class GPT(nn.Module):
         self,
         idx: torch.Tensor,
         max_new_tokens: int,
-        prefix: torch.Tensor | None = None,
         temperature: float = 1.0,
         top_k: int | None = None,
         allowed: torch.Tensor | None = None,
@@ -202,7 +179,7 @@ class GPT(nn.Module):
         if allowed is not None:
             check_tensor("allowed", allowed, shape=(self.config.vocab_size,), dtype=torch.bool)
         for _ in range(max_new_tokens):
-            logits, _ = self(idx, prefix, prefix_embeds=prefix_embeds)
+            logits, _ = self(idx, prefix_embeds=prefix_embeds)
             logits = logits[:, -1] / temperature  # (B, V)
             if allowed is not None:
                 logits = logits.masked_fill(~allowed.to(logits.device), float("-inf"))

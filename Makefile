@@ -18,7 +18,7 @@ export TQDM_DISABLE := 1
 export PYTHONHASHSEED := 0
 
 .PHONY: help setup test unit nbval-cpu nbval-gpu nbval-rounding site-test book book-strict pdf serve \
-        notebooks bands clean bench compare calibrate stats test-py313
+        notebooks bands run-notes clean bench compare calibrate stats test-py313
 
 help:
 	@echo "make test       unit tests, nbval on the CPU kernel (and GPU kernel if CUDA), site checks"
@@ -27,6 +27,7 @@ help:
 	@echo "make serve      serve _build/html on http://127.0.0.1:8000"
 	@echo "make notebooks  re-execute notebooks in place on the CPU kernel (NB=path to pick one)"
 	@echo "make bands      measure seed bands of headline results (NB=..., SEEDS='0 1 2 3 4')"
+	@echo "make run-notes  run a page's run-notes box after it under seeds (NB=..., NOTE=its name)"
 	@echo "make nbval-rounding  nbval on one CPU thread: other rounding, as on another machine"
 	@echo "make test-py313 unit tests and CPU nbval on Python 3.13 in .venv-py313 (NB=paths to pick some)"
 	@echo "make bench      time notebooks, nbval, the book build and training FLOP/s -> _build/bench"
@@ -126,6 +127,11 @@ notebooks: $(STAMP)
 SEEDS ?= 0 1 2 3 4
 bands: $(STAMP)
 	$(PY) -m tools.seed_bands --seeds "$(SEEDS)" $(NB)
+
+# Run notes: a page's collapsed box of a run its budget cannot hold, run after the page under
+# SEEDS; the results go to mmlib/book/earlier_runs.json for the page to glue (tools/run_notes.py).
+run-notes: $(STAMP)
+	$(PY) -m tools.run_notes --seeds "$(SEEDS)" $(NB) $(NOTE)
 
 # ---------------------------------------------------------------- speed
 BENCH_NOTEBOOKS ?= $(NOTEBOOKS)

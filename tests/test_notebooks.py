@@ -87,6 +87,16 @@ def test_no_machine_paths_and_small(path):
             assert not found, f"cell {i} prints a machine path: {found.group(0)}"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_no_stored_figure_has_text_below_8_points(path):
+    """mmlib.book.plotting reports such a figure on stderr when it is drawn; nbval compares
+    stderr, so a stored report would pass validation: it must not be stored at all."""
+    for i, cell in enumerate(code_cells(read(path))):
+        for out in cell.outputs:
+            if out.output_type == "stream" and "figure text below" in out.get("text", ""):
+                pytest.fail(f"cell {i}: {out.text.strip()[:200]}")
+
+
 def test_toc_and_chapters_agree():
     listed = toc_files()
     for entry in listed:

@@ -181,12 +181,19 @@ def test_earlier_run_reads_seed_0_and_the_range_over_seeds(tmp_path):
     assert old["seen.macro"].allowed is None  # read, not measured: a re-run prints the same
     with pytest.raises(KeyError, match="ch.new"):
         results.earlier_run("ch.new", path)
+    assert float(results.earlier_run("ch.old", path, seed=2)["seen.macro"]) == 0.7
+    with pytest.raises(ValueError, match=r"seed must be one of the run's seeds \[1, 0, 2\], got 3"):
+        results.earlier_run("ch.old", path, seed=3)
 
 
 def test_the_stored_earlier_runs_name_their_commit_and_command():
     runs = json.loads(results.EARLIER_RUNS_FILE.read_text())
     for name, entry in runs.items():
-        assert entry["commit"] and entry["reproduce"].startswith(f"git checkout {entry['commit']}")
+        assert entry["commit"]
+        if "code_sha256" in entry:  # a page's run notes, still the box's code (test_run_notes)
+            assert entry["reproduce"].startswith("make run-notes NB=chapters/")
+        else:  # an earlier version of a chapter
+            assert entry["reproduce"].startswith(f"git checkout {entry['commit']}")
         assert 0 in entry["seeds"] and len(entry["seeds"]) >= 5
         assert all(len(v) == len(entry["seeds"]) for v in entry["values"].values()), name
         assert results.earlier_run(name)

@@ -146,19 +146,23 @@ def seed_band(name: str, path: Path | str | None = None) -> Band:
     return Band(min(entry["values"]), max(entry["values"]), len(entry["values"]), entry["fmt"])
 
 
-def earlier_run(run: str, path: Path | str | None = None) -> dict[str, Number]:
-    """The stored results of an earlier version of a chapter (``earlier_runs.json``): for each
-    measurement, seed 0's value as a :class:`Number` whose ``band`` is its range over the run's
-    seeds. They are read, not measured again: the entry names the commit and the command that
-    made them, so a reader can reproduce them, and a re-run of the page prints the same text."""
+def earlier_run(run: str, path: Path | str | None = None, seed: int = 0) -> dict[str, Number]:
+    """The stored results of a run the page does not make itself (``earlier_runs.json``): an
+    earlier version of a chapter, or a page's run notes (``make run-notes``). For each
+    measurement, ``seed``'s value (the page's seed 0 by default) as a :class:`Number` whose
+    ``band`` is its range over the run's seeds. They are read, not measured again: the entry
+    names the commit and the command that made them, so a reader can reproduce them, and a
+    re-run of the page prints the same text."""
     path = Path(path) if path is not None else EARLIER_RUNS_FILE
     runs = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     if run not in runs:
         raise KeyError(f"no earlier run named {run!r} in {path.name}")
     entry, seeds = runs[run], len(runs[run]["seeds"])
+    if seed not in entry["seeds"]:
+        raise ValueError(f"seed must be one of the run's seeds {entry['seeds']}, got {seed!r}")
     results = {}
     for name, values in entry["values"].items():
-        number = Number(values[entry["seeds"].index(0)], ".2f")
+        number = Number(values[entry["seeds"].index(seed)], ".2f")
         number.band = Band(min(values), max(values), seeds, ".2f")
         results[name] = number
     return results

@@ -64,6 +64,9 @@ def use_book_style() -> None:
             "legend.fontsize": 9,
             "figure.titlesize": 11,
             "figure.figsize": (7.5, 3.6),
+            # Jupyter saves a figure cropped to its contents plus this margin on every side:
+            # matplotlib's 0.1 in made a 7.5 in figure 7.62 in wide, so the page scaled it down
+            "savefig.pad_inches": 0.02,
         }
     )
     hooks = list(mpl.rcParams.get("figure.hooks", []))

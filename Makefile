@@ -8,6 +8,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mmbook-installed
 MATHJAX := book/assets/mathjax/tex-mml-chtml.js
+# The live widgets (tools/web_export.py): ONNX Runtime Web from npm, and the exported models.
+ORT_VERSION := 1.31.1
+ORT := book/assets/ort/ort.wasm.min.js
+WIDGETS := book/assets/widgets/search/meta.json
 NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb))
 NB ?= $(NOTEBOOKS)
 NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg -p tests.nbval_budget -p tests.nbval_numbers \
@@ -18,13 +22,14 @@ export TQDM_DISABLE := 1
 export PYTHONHASHSEED := 0
 
 .PHONY: help setup test unit nbval-cpu nbval-gpu nbval-rounding site-test book book-strict pdf serve \
-        notebooks bands run-notes clean bench compare calibrate stats test-py313
+        widgets notebooks bands run-notes clean bench compare calibrate stats test-py313
 
 help:
 	@echo "make test       unit tests, nbval on the CPU kernel (and GPU kernel if CUDA), site checks"
 	@echo "make book       build the website into _build/html from the stored outputs"
 	@echo "make pdf        print the whole book to _build/pdf/mmbook.pdf (headless Chromium, no TeX)"
 	@echo "make serve      serve _build/html on http://127.0.0.1:8000"
+	@echo "make widgets    train and export the live widgets' models (ONNX) into book/assets/widgets"
 	@echo "make notebooks  re-execute notebooks in place on the CPU kernel (NB=path to pick one)"
 	@echo "make bands      measure seed bands of headline results (NB=..., SEEDS='0 1 2 3 4')"
 	@echo "make run-notes  run a page's run-notes box after it under seeds (NB=..., NOTE=its name)"
@@ -52,6 +57,19 @@ $(MATHJAX):
 	npm install --silent --no-audit --no-fund --prefix $(VENV)/npm mathjax@3.2.2
 	rm -rf book/assets/mathjax && mkdir -p book/assets
 	cp -r $(VENV)/npm/node_modules/mathjax/es5 book/assets/mathjax
+
+# Only what the widgets load: the WebAssembly-only build and its one .wasm (about 15 MB).
+$(ORT):
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/npm onnxruntime-web@$(ORT_VERSION)
+	rm -rf book/assets/ort && mkdir -p book/assets/ort
+	cp $(addprefix $(VENV)/npm/node_modules/onnxruntime-web/dist/,ort.wasm.min.js \
+	   ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm) book/assets/ort/
+
+# Trained by the chapters' own cells under seed 0; again when a chapter or the export changes.
+$(WIDGETS): chapters/06_3_search.ipynb tools/web_export.py | $(STAMP)
+	$(PY) -m tools.web_export
+
+widgets: $(ORT) $(WIDGETS)
 
 # ---------------------------------------------------------------- tests
 test: unit nbval-cpu nbval-gpu site-test
@@ -101,14 +119,14 @@ site-test: book-strict pdf
 # ---------------------------------------------------------------- the book
 # `make book` rebuilds only the pages whose sources changed (Sphinx's own incremental build);
 # `make book-strict`, which the site tests and CI run, rebuilds every page, warnings as errors.
-book: $(STAMP) $(MATHJAX)
+book: $(STAMP) $(MATHJAX) $(ORT) $(WIDGETS)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
-book-strict: $(STAMP) $(MATHJAX)
+book-strict: $(STAMP) $(MATHJAX) $(ORT) $(WIDGETS)
 	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
 
 # The single-page build printed by headless Chromium (tools/print_pdf.py): no TeX needed.
-pdf: $(STAMP) $(MATHJAX)
+pdf: $(STAMP) $(MATHJAX) $(ORT) $(WIDGETS)
 	$(VENV)/bin/jupyter-book build . --builder singlehtml -W -n --keep-going -q
 	$(PY) -m tools.print_pdf _build/singlehtml _build/pdf/mmbook.pdf
 

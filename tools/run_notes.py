@@ -62,23 +62,27 @@ def code_sha(code: str) -> str:
     return hashlib.sha256(code.encode("utf-8")).hexdigest()
 
 
-def run(nb, path: Path, code: str, cell: int, seed: int, kernel: str) -> dict[str, float]:
-    """Execute the cells of notebook ``nb`` (read from ``path``) above cell ``cell``, then
-    ``code``, under ``seed``; the block's ``results``."""
+def execute_above(nb, path: Path, cell: int, codes: list[str], seed: int, kernel: str):
+    """Execute the cells of notebook ``nb`` (read from ``path``) above cell ``cell``, then the
+    ``codes`` as cells of their own, under ``seed`` (``MMBOOK_SEED``), in the page's folder;
+    the executed copy (``nb`` is not touched)."""
     nb = copy.deepcopy(nb)
-    nb.cells = nb.cells[:cell]
-    nb.cells.append(nbformat.v4.new_code_cell(code))
-    nb.cells.append(
-        nbformat.v4.new_code_cell(f"import json\nprint({_MARK!r} + json.dumps(results))")
-    )
+    nb.cells = nb.cells[:cell] + [nbformat.v4.new_code_cell(code) for code in codes]
     os.environ["MMBOOK_SEED"] = str(seed)
     try:
         client = NotebookClient(
             nb, kernel_name=kernel, timeout=900, resources={"metadata": {"path": str(path.parent)}}
         )
-        executed = client.execute()
+        return client.execute()
     finally:
         os.environ.pop("MMBOOK_SEED", None)
+
+
+def run(nb, path: Path, code: str, cell: int, seed: int, kernel: str) -> dict[str, float]:
+    """Execute the cells of notebook ``nb`` (read from ``path``) above cell ``cell``, then
+    ``code``, under ``seed``; the block's ``results``."""
+    show = f"import json\nprint({_MARK!r} + json.dumps(results))"
+    executed = execute_above(nb, path, cell, [code, show], seed, kernel)
     for out in executed.cells[-1].outputs:
         for line in out.get("text", "").splitlines():
             if line.startswith(_MARK):

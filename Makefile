@@ -177,6 +177,6 @@ stats: $(STAMP)
 	  $(if $(wildcard _build/bench/compare.json),--compare _build/bench/compare.json)
 
 clean:
-	rm -rf _build .pytest_cache .coverage
+	rm -rf _build .pytest_cache .coverage book/assets/widgets
 	find . -name __pycache__ -not -path "./$(VENV)/*" -not -path "./$(VENV313)/*" -prune \
 	  -exec rm -rf {} +

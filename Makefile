@@ -65,8 +65,8 @@ $(ORT):
 	cp $(addprefix $(VENV)/npm/node_modules/onnxruntime-web/dist/,ort.wasm.min.js \
 	   ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm) book/assets/ort/
 
-# Trained by the chapters' own cells under seed 0; again when a chapter or the export changes.
-$(WIDGETS): chapters/06_3_search.ipynb tools/web_export.py | $(STAMP)
+# Trained by the chapters' own cells under seed 0; again when a chapter, mmlib or the export changes.
+$(WIDGETS): chapters/06_3_search.ipynb tools/web_export.py $(wildcard mmlib/*.py mmlib/*/*.py) | $(STAMP)
 	$(PY) -m tools.web_export
 
 widgets: $(ORT) $(WIDGETS)

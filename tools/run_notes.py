@@ -37,7 +37,7 @@ from tools.seed_bands import cpu_name
 
 _BLOCK = re.compile(r"```python\n(# run notes: (\S+)\n.*?)```", re.DOTALL)
 _TITLE = re.compile(r"\{admonition\} Run notes: (.+)")
-_MARK = "RUN-NOTES-RESULTS "
+_MARK = "EXECUTE-ABOVE-RESULT "
 
 
 def run_notes_blocks(nb) -> dict[str, tuple[str, str, int]]:
@@ -62,32 +62,43 @@ def code_sha(code: str) -> str:
     return hashlib.sha256(code.encode("utf-8")).hexdigest()
 
 
-def execute_above(nb, path: Path, cell: int, codes: list[str], seed: int, kernel: str):
+def execute_above(
+    nb, path: Path, cell: int, codes: list[str], seed: int, kernel: str, read: str
+) -> object:
     """Execute the cells of notebook ``nb`` (read from ``path``) above cell ``cell``, then the
-    ``codes`` as cells of their own, under ``seed`` (``MMBOOK_SEED``), in the page's folder;
-    the executed copy (``nb`` is not touched)."""
+    ``codes`` as cells of their own, under ``seed`` (``MMBOOK_SEED``), in the page's folder; the
+    value of the expression ``read`` in the kernel afterwards, through JSON (``nb`` is not
+    touched)."""
     nb = copy.deepcopy(nb)
-    nb.cells = nb.cells[:cell] + [nbformat.v4.new_code_cell(code) for code in codes]
+    show = f"import json\nprint({_MARK!r} + json.dumps({read}))"
+    nb.cells = nb.cells[:cell] + [nbformat.v4.new_code_cell(code) for code in [*codes, show]]
     os.environ["MMBOOK_SEED"] = str(seed)
     try:
         client = NotebookClient(
             nb, kernel_name=kernel, timeout=900, resources={"metadata": {"path": str(path.parent)}}
         )
-        return client.execute()
+        executed = client.execute()
     finally:
         os.environ.pop("MMBOOK_SEED", None)
+    for out in executed.cells[-1].outputs:
+        for line in out.get("text", "").splitlines():
+            if line.startswith(_MARK):
+                return json.loads(line[len(_MARK) :])
+    raise SystemExit(f"{path} seed {seed}: {read} was not printed")
 
 
 def run(nb, path: Path, code: str, cell: int, seed: int, kernel: str) -> dict[str, float]:
     """Execute the cells of notebook ``nb`` (read from ``path``) above cell ``cell``, then
     ``code``, under ``seed``; the block's ``results``."""
-    show = f"import json\nprint({_MARK!r} + json.dumps(results))"
-    executed = execute_above(nb, path, cell, [code, show], seed, kernel)
-    for out in executed.cells[-1].outputs:
-        for line in out.get("text", "").splitlines():
-            if line.startswith(_MARK):
-                return {k: float(v) for k, v in json.loads(line[len(_MARK) :]).items()}
-    raise SystemExit(f"{path} seed {seed}: the run notes left no results")
+    results = execute_above(nb, path, cell, [code], seed, kernel, read="results")
+    return {k: float(v) for k, v in results.items()}
+
+
+def commit() -> str:
+    """The working tree's commit, ``+`` when it has uncommitted changes."""
+    return subprocess.run(
+        ["git", "describe", "--always", "--dirty=+"], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,13 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.notebook} {args.name} seed {seed}: {time.perf_counter() - start:.0f} s",
             flush=True,
         )
-    commit = subprocess.run(
-        ["git", "describe", "--always", "--dirty=+"], capture_output=True, text=True, check=True
-    ).stdout.strip()
     data = json.loads(args.out.read_text()) if args.out.exists() else {}
     data[args.name] = {
         "what": f"run notes of {args.notebook.name}: {title}",
-        "commit": commit,
+        "commit": commit(),
         "reproduce": f"make run-notes NB={args.notebook.as_posix()} NOTE={args.name}"
         f' SEEDS="{args.seeds}"',
         "seeds": seeds,

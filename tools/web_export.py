@@ -24,7 +24,6 @@ import io
 import json
 import re
 import shutil
-import subprocess
 import sys
 import time
 import warnings
@@ -32,6 +31,8 @@ from pathlib import Path
 
 import nbformat
 import torch
+
+from tools.run_notes import commit, execute_above
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "book" / "assets" / "widgets"
@@ -144,7 +145,7 @@ def export_search(dual, tokenizer, scenes, index, out: Path) -> dict:
                 "dim": gallery.shape[1],
                 "columns": columns,
                 "tile": size,
-                "commit": _commit(),
+                "commit": commit(),
                 "chapter": "chapters/06_3_search.ipynb",
             }
         ),
@@ -184,13 +185,6 @@ def _json(value) -> bytes:
     return (json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
-def _commit() -> str:
-    done = subprocess.run(
-        ["git", "describe", "--always", "--dirty=+"], capture_output=True, text=True, cwd=ROOT
-    )
-    return done.stdout.strip() or "unknown"
-
-
 WIDGETS = {
     # name: (chapter, the export cell run after the cells above the widget)
     "search": (
@@ -203,8 +197,6 @@ WIDGETS = {
 
 def export(name: str, out_root: Path = ASSETS, kernel: str = "mmbook-cpu") -> dict:
     """Train widget ``name``'s model with its chapter's cells and export it; the sizes."""
-    from tools.run_notes import execute_above
-
     chapter, code = WIDGETS[name]
     path = ROOT / chapter
     nb = nbformat.read(path, as_version=4)
@@ -215,13 +207,7 @@ def export(name: str, out_root: Path = ASSETS, kernel: str = "mmbook-cpu") -> di
         f"import sys\nfrom pathlib import Path\n\nsys.path.insert(0, {str(ROOT)!r})\n"
         f"OUT = Path({str(tmp)!r})"
     )
-    show = "import json\nprint('WIDGET-SIZES ' + json.dumps(sizes))"
-    executed = execute_above(nb, path, widget_cell(nb, name), [setup, code, show], 0, kernel)
-    sizes = {}
-    for output in executed.cells[-1].outputs:
-        for line in output.get("text", "").splitlines():
-            if line.startswith("WIDGET-SIZES "):
-                sizes = json.loads(line.removeprefix("WIDGET-SIZES "))
+    sizes = execute_above(nb, path, widget_cell(nb, name), [setup, code], 0, kernel, "sizes")
     if not sizes:
         raise SystemExit(f"{chapter}: the export of widget {name!r} wrote nothing")
     shutil.rmtree(out, ignore_errors=True)

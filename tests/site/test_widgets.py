@@ -13,19 +13,12 @@ import os
 
 import pytest
 
-from tools.site_tools import (
-    CHROMIUM_HINT,
-    NOT_LOCAL,
-    ROOT,
-    find_chromium,
-    serve,
-    wait_until_rendered,
-)
+from tools.site_tools import CHROMIUM_HINT, ROOT, find_chromium, serve
 
 try:
     from axe_playwright_python.base import AXE_SCRIPT
 
-    from tests.site.test_browser import KNOWN_ERRORS
+    from tests.site.test_browser import Reader
 except ImportError:
     if os.environ.get("CI") == "true":
         raise
@@ -40,7 +33,6 @@ SEARCH_PAGE = "chapters/06_3_search"
 TOLERANCE = 1e-4  # the issue's bound for a browser output against PyTorch's
 FIRST_RESULT_MS = 1000  # the issue's bound: first result within 1 s of the query
 TIMES = ROOT / "_build" / "widget-times.json"
-ASSETS = ROOT / "_build" / "html" / "_static"
 LOAD_TIMEOUT_MS = 60_000
 
 
@@ -58,29 +50,20 @@ def reference(html_dir):
     return json.loads(path.read_text(encoding="utf-8"))["queries"]
 
 
-class Tab:
-    """A browser tab on the built site that records console errors and refuses other hosts."""
+def open_page(browser, site_url: str, init_script: str | None = None):
+    """A new browser context on the built site and a :class:`Reader` tab on the search page (it
+    records console errors, failed and non-local requests, and refuses the latter)."""
+    context = browser.new_context(base_url=site_url, viewport={"width": 1280, "height": 900})
+    if init_script:
+        context.add_init_script(init_script)
+    reader = Reader(context.new_page(), [])
+    reader.open(SEARCH_PAGE)
+    return context, reader
 
-    def __init__(self, context, url: str):
-        self.errors: list[str] = []
-        self.remote: list[str] = []
-        self.page = context.new_page()
-        self.page.on("console", lambda m: m.type == "error" and self._error(m.text))
-        self.page.on("pageerror", lambda e: self._error(f"uncaught: {e.message}"))
-        self.page.on("response", lambda r: r.status >= 400 and self._error(f"{r.status} {r.url}"))
-        context.route(
-            NOT_LOCAL, lambda route: (self.remote.append(route.request.url), route.abort())
-        )
-        self.url = url
 
-    def _error(self, text: str) -> None:
-        if not any(known in text for known in KNOWN_ERRORS):
-            self.errors.append(text)
-
-    def open(self, docname: str):
-        self.page.goto(f"{self.url}{docname}.html")
-        wait_until_rendered(self.page)
-        return self.page
+def trouble(reader) -> list[str]:
+    """What the tab met that a reader should not: errors, failed and non-local requests."""
+    return reader.errors + reader.failed + reader.remote
 
 
 def wait_ready(page, query: str | None = None) -> dict:
@@ -108,15 +91,13 @@ def wait_ready(page, query: str | None = None) -> dict:
 
 @pytest.fixture(scope="module")
 def search_tab(browser, site_url):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    tab = Tab(context, site_url)
-    tab.open(SEARCH_PAGE)
-    tab.first = wait_ready(tab.page)
-    yield tab
+    context, reader = open_page(browser, site_url)
+    reader.first = wait_ready(reader.page)
+    yield reader
     context.close()
 
 
-def test_search_matches_pytorch(search_tab, reference):
+def test_search_matches_pytorch(search_tab, reference, html_dir):
     """For every fixed query: the browser's token ids are the Python tokenizer's, its embedding
     is PyTorch's within 1e-4, and the search box shows PyTorch's top 8, in order."""
     page = search_tab.page
@@ -140,7 +121,7 @@ def test_search_matches_pytorch(search_tab, reference):
             problems.append(f"{query!r}: top 8 {shown['ids']}, PyTorch's {case['top8']}")
     assert len(reference) >= 20
     assert not problems, problems
-    assert not search_tab.errors and not search_tab.remote, (search_tab.errors, search_tab.remote)
+    assert not trouble(search_tab), trouble(search_tab)
     ordered = sorted(times)
     report = {
         "queries": len(times),
@@ -148,7 +129,7 @@ def test_search_matches_pytorch(search_tab, reference):
         "first result ms (page's first query)": search_tab.first["queryMs"],
         "query ms, median": ordered[len(ordered) // 2],
         "query ms, slowest": ordered[-1],
-        "assets MB": round(assets_bytes() / 1e6, 2),
+        "assets MB": round(assets_bytes(html_dir) / 1e6, 2),
     }
     TIMES.parent.mkdir(parents=True, exist_ok=True)
     TIMES.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
@@ -168,11 +149,10 @@ def test_search_widget_loads_the_model_once(search_tab):
 def test_axe_finds_nothing_in_the_search_widget(browser, site_url):
     """axe-core, every impact (the page test fails only on serious and critical ones), on the
     widget with its results shown."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    tab = Tab(context, site_url)
-    page = tab.open(SEARCH_PAGE)
+    context, reader = open_page(browser, site_url)
+    page = reader.page
     wait_ready(page)
-    assert not tab.errors and not tab.remote, (tab.errors, tab.remote)  # before axe's own fetches
+    assert not trouble(reader), trouble(reader)  # before axe's own fetches
     page.evaluate(AXE_SCRIPT)
     found = page.evaluate(
         "async () => (await axe.run('.mm-widget')).violations"
@@ -185,9 +165,8 @@ def test_axe_finds_nothing_in_the_search_widget(browser, site_url):
 def test_search_widget_works_from_the_keyboard(browser, site_url):
     """Tab reaches the box, typing and Enter search, and each result is described for a screen
     reader (its caption) with a live status line."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    tab = Tab(context, site_url)
-    page = tab.open(SEARCH_PAGE)
+    context, reader = open_page(browser, site_url)
+    page = reader.page
     wait_ready(page)
     page.evaluate(  # a focusable element just before the widget: where a keyboard user comes from
         """() => {
@@ -210,15 +189,13 @@ def test_search_widget_works_from_the_keyboard(browser, site_url):
     )
     assert len(labels) == 8 and all(labels), labels
     assert page.locator(".mm-widget .mm-status[role=status]").count() == 1
-    assert not tab.errors and not tab.remote, (tab.errors, tab.remote)
+    assert not trouble(reader), trouble(reader)
     context.close()
 
 
 def test_without_webassembly_the_page_keeps_its_figure_and_says_why(browser, site_url):
-    context = browser.new_context()
-    context.add_init_script("delete globalThis.WebAssembly;")
-    tab = Tab(context, site_url)
-    page = tab.open(SEARCH_PAGE)
+    context, reader = open_page(browser, site_url, "delete globalThis.WebAssembly;")
+    page = reader.page
     widget = page.locator(".mm-widget[data-widget=search]")
     page.wait_for_function(
         "() => document.querySelector('.mm-widget[data-widget=search]').dataset.state"
@@ -228,7 +205,7 @@ def test_without_webassembly_the_page_keeps_its_figure_and_says_why(browser, sit
     assert note.is_visible() and "cannot run WebAssembly" in note.inner_text()
     assert widget.locator("input").count() == 0
     assert page.locator("article img").count() > 0  # the page's static figures are still there
-    assert not tab.errors, tab.errors
+    assert not trouble(reader), trouble(reader)
     context.close()
 
 
@@ -245,14 +222,14 @@ def test_from_a_file_the_widget_asks_for_make_serve(browser, html_dir):
     context.close()
 
 
-def assets_bytes() -> int:
+def assets_bytes(html_dir) -> int:
     """Bytes the widgets add to the site: ONNX Runtime Web and every widget's files."""
-    folders = [ASSETS / "ort", ASSETS / "widgets"]
+    folders = [html_dir / "_static" / "ort", html_dir / "_static" / "widgets"]
     return sum(f.stat().st_size for folder in folders for f in folder.rglob("*") if f.is_file())
 
 
 def test_widget_assets_stay_small(html_dir):
     """All the widgets' assets, ONNX Runtime Web included, within 25 MB (the issue's bound)."""
-    size = assets_bytes()
+    size = assets_bytes(html_dir)
     print(f"\nwidget assets: {size / 1e6:.2f} MB")
     assert 0 < size <= 25e6, size

@@ -11,7 +11,7 @@ MATHJAX := book/assets/mathjax/tex-mml-chtml.js
 # The live widgets (tools/web_export.py): ONNX Runtime Web from npm, and the exported models.
 ORT_VERSION := 1.31.1
 ORT := book/assets/ort/ort.wasm.min.js
-WIDGETS := book/assets/widgets/search/meta.json
+WIDGETS := book/assets/widgets/search/meta.json book/assets/widgets/generate/meta.json
 NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb))
 NB ?= $(NOTEBOOKS)
 NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg -p tests.nbval_budget -p tests.nbval_numbers \
@@ -66,8 +66,10 @@ $(ORT):
 	   ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm) book/assets/ort/
 
 # Trained by the chapters' own cells under seed 0; again when a chapter, mmlib or the export changes.
-$(WIDGETS): chapters/06_3_search.ipynb tools/web_export.py $(wildcard mmlib/*.py mmlib/*/*.py) | $(STAMP)
-	$(PY) -m tools.web_export
+book/assets/widgets/%/meta.json: tools/web_export.py $(wildcard mmlib/*.py mmlib/*/*.py) | $(STAMP)
+	$(PY) -m tools.web_export $*
+book/assets/widgets/search/meta.json: chapters/06_3_search.ipynb
+book/assets/widgets/generate/meta.json: chapters/06_2_image_generation.ipynb
 
 widgets: $(ORT) $(WIDGETS)
 

@@ -86,6 +86,8 @@ def test_sampler_shapes_determinism_and_last_step():
     assert len(path) == 5 and torch.equal(path[-1], last)
     noise = torch.randn(5, 6, generator=torch.Generator().manual_seed(1))
     assert torch.equal(path[0], noise)  # the way starts at the noise
+    given = sample(model, cond, steps=4, noise=noise, generator=torch.Generator().manual_seed(9))
+    assert torch.equal(given, last)  # a given start replaces the generator's draw
     clipped = sample(fixed, cond, steps=3, clip=(-1.0, 2.0))  # static thresholding
     torch.testing.assert_close(clipped, torch.arange(6.0).clamp(-1, 2).expand(5, -1))
 
@@ -144,6 +146,8 @@ def test_bad_input():
         sample(model, cond, clip=(1.0, -1.0))
     with raises_naming(TypeError, "path"):
         sample(model, cond, path=())
+    with raises_naming(ValueError, "noise"):
+        sample(model, cond, noise=torch.randn(3, 5))
 
 
 @pytest.mark.parametrize("scale", [0.0, 1.0, 3.0])

@@ -9,9 +9,23 @@ import torch
 
 from mmlib.data.scenes import make_scenes
 from mmlib.data.tokenizer import Tokenizer
+from mmlib.data.world import COLOURS, SHAPES, SIZES
 from mmlib.models.contrastive import DualEncoder
+from mmlib.models.flow import FlowDenoiser, sample
+from mmlib.models.judge import AttributeJudge
 from mmlib.training.finetune import predict
-from tools.web_export import QUERIES, ROOT, WIDGETS, export_search, widget_cell
+from tools.web_export import (
+    GENERATE_SEEDS,
+    QUERIES,
+    ROOT,
+    SAMPLER,
+    WIDGETS,
+    browser_noise,
+    export_generate,
+    export_search,
+    reference_captions,
+    widget_cell,
+)
 
 onnxruntime = pytest.importorskip("onnxruntime")
 
@@ -76,3 +90,101 @@ def test_onnx_text_encoder_is_pytorchs_and_the_reference_is_its_top_8(exported):
         assert np.abs(got - expected.numpy()).max() < 1e-5
         assert torch.allclose(torch.tensor(case["vector"]), expected)
         assert case["top8"] == (index @ expected).topk(8).indices.tolist()
+
+
+# ---------------------------------------------------------------- generate
+def test_browser_noise_is_seeded_and_standard_normal():
+    a, b = browser_noise(3, 20_001), browser_noise(3, 20_001)
+    assert a.dtype == torch.float32 and a.shape == (20_001,) and torch.equal(a, b)
+    assert not torch.equal(a[:100], browser_noise(4, 100))
+    assert abs(float(a.mean())) < 0.03 and abs(float(a.std()) - 1) < 0.03
+    assert torch.equal(browser_noise(3, 7), a[:7])  # a shorter draw is the start of a longer one
+
+
+def test_reference_captions_need_seen_and_held_out_ones():
+    captions = ["a small red circle", "a large blue square"]
+    chosen = reference_captions(captions, [False, True])
+    assert chosen[:4] == [captions[0], captions[0], captions[1], captions[1]]
+    assert chosen[4] != chosen[4].lower()  # as a reader might type it
+    with pytest.raises(ValueError, match="held-out"):
+        reference_captions(captions, [False, False])
+
+
+@pytest.fixture(scope="module")
+def generate_export(tmp_path_factory):
+    torch.manual_seed(0)
+    objects = torch.cartesian_prod(torch.arange(3), torch.arange(6), torch.arange(2))
+    captions = [f"a {SIZES[z]} {COLOURS[c]} {SHAPES[s]}" for s, c, z in objects.tolist()]
+    tokenizer = Tokenizer.from_texts(captions)
+    denoiser = FlowDenoiser(3 * 16 * 16, tokenizer.vocab_size, hidden=32, depth=2).eval()
+    judge = AttributeJudge().eval()
+    judge.centres, judge.threshold = torch.rand(len(COLOURS), 3), 0.3  # as calibrate() sets them
+    held_out = torch.arange(len(captions)) % 5 == 0
+    out = tmp_path_factory.mktemp("generate")
+    sizes = export_generate(denoiser, tokenizer, judge, captions, held_out, out)
+    return out, sizes, denoiser, tokenizer, judge, captions, held_out
+
+
+def test_export_writes_what_the_generation_widget_loads(generate_export):
+    out, sizes, denoiser, tokenizer, judge, captions, held_out = generate_export
+    assert set(sizes) == {p.name for p in out.iterdir()}
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["data_dim"] == denoiser.data_dim and meta["vocab_size"] == tokenizer.vocab_size
+    assert meta["image"] == [3, 16, 16] and list(meta["attributes"]) == list(judge.attributes)
+    assert [c["caption"] for c in meta["captions"]] == captions
+    assert [c["held_out"] for c in meta["captions"]] == held_out.tolist()
+    assert meta["judge"]["threshold"] == judge.threshold
+    assert {k: meta[k] for k in SAMPLER} == SAMPLER
+
+
+def test_onnx_denoiser_and_judge_are_pytorchs_at_any_batch_size(generate_export):
+    out, _, denoiser, tokenizer, judge, captions, _ = generate_export
+    session = onnxruntime.InferenceSession(str(out / "denoiser.onnx"))
+    for batch in (1, 8):
+        x = torch.randn(batch, denoiser.data_dim)
+        t, drop = torch.rand(batch), torch.arange(batch) % 2 == 1
+        cond = tokenizer.bag_of_words(captions[:batch])
+        with torch.no_grad():
+            expected = denoiser(x, t, cond, drop)
+        feeds = {"x_t": x, "t": t, "cond": cond, "drop": drop}
+        got = session.run(None, {k: v.numpy() for k, v in feeds.items()})[0]
+        assert np.abs(got - expected.numpy()).max() < 1e-5
+    session = onnxruntime.InferenceSession(str(out / "judge.onnx"))
+    images = torch.rand(5, 3, 16, 16)
+    with torch.no_grad():
+        expected = judge(images)
+    got = session.run(None, {"images": images.numpy()})
+    for name, logits in zip(judge.attributes, got, strict=True):
+        assert np.abs(logits - expected[name].numpy()).max() < 1e-5
+
+
+def test_reference_samples_are_pytorchs_from_the_browsers_noise(generate_export):
+    out, _, denoiser, tokenizer, judge, captions, held_out = generate_export
+    reference = json.loads((out / "reference.json").read_text())
+    cases = reference["samples"]
+    expected = reference_captions(captions, held_out.tolist())
+    assert [(c["caption"], c["seed"]) for c in cases] == [
+        (c, s) for c in expected for s in GENERATE_SEEDS
+    ]
+    assert {c["held_out"] for c in cases} == {False, True, None}  # None: not a page caption
+    n = SAMPLER["samples"]
+    for case in cases[:3]:
+        noise = browser_noise(case["seed"], n * denoiser.data_dim).view(n, -1)
+        assert torch.allclose(noise[0, :8], torch.tensor(case["noise_head"]))
+        words = tokenizer.bag_of_words([case["caption"]] * n)
+        x = sample(
+            denoiser, words, SAMPLER["steps"], SAMPLER["scale"], clip=(-1.0, 1.0), noise=noise
+        )
+        images = ((x + 1) / 2).clamp(0, 1)
+        assert torch.allclose(images, torch.tensor(case["images"]).float(), atol=1e-6)
+        read = judge.predict(images.view(n, 3, 16, 16)).tolist()
+        assert [r["read"] for r in case["judge"]] == read
+    fixed = reference["denoise"]
+    with torch.no_grad():
+        x1_hat = denoiser(
+            torch.tensor(fixed["x_t"]).float(),
+            torch.tensor(fixed["t"]).float(),
+            torch.tensor(fixed["cond"]).float(),
+            torch.tensor(fixed["drop"]),
+        )
+    assert torch.allclose(x1_hat, torch.tensor(fixed["x1_hat"]).float(), atol=1e-5)

@@ -12,6 +12,10 @@ as ``_static/widgets/<name>/`` (the folder is built, not committed):
   the first :data:`GALLERY` images of the page's search index with the images themselves as one
   PNG, their captions, and ``reference.json``: PyTorch's token ids, embedding and top 8 for
   :data:`QUERIES`, which ``tests/site/test_widgets.py`` compares with what the browser computes.
+- generate (chapter 6.2): the flow denoiser and the judge as ONNX, the vocabulary, what the
+  sampler and the judge's abstain rule need (``meta.json``), and ``reference.json``: PyTorch's
+  denoiser outputs for fixed inputs, and its samples and the judge's readings for fixed captions
+  and seeds, drawn from the browser's own noise (:func:`browser_noise`).
 
 The export checks the ONNX model against PyTorch with onnxruntime before it writes anything the
 site uses.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import re
 import shutil
 import sys
@@ -95,9 +100,8 @@ def export_search(dual, tokenizer, scenes, index, out: Path) -> dict:
     encoder = TextTower(dual).eval()
     onnx_path = out / "text_encoder.onnx"
     example = torch.tensor([tokenizer.encode("a small red circle")])
-    with warnings.catch_warnings():  # torch.export's notes on GRU internals, not ours to fix
-        warnings.simplefilter("ignore")
-        _export_onnx(encoder, example, onnx_path)
+    words = torch.export.Dim("words", min=1, max=64)
+    _export_onnx(encoder, (example,), onnx_path, ["tokens"], ["text_vector"], ({1: words},))
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     reference = {"queries": []}
     for query in QUERIES:
@@ -155,19 +159,28 @@ def export_search(dual, tokenizer, scenes, index, out: Path) -> dict:
     return {name: len(data) for name, data in files.items()}
 
 
-def _export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
-    """``model (1, T) tokens -> (1, D)`` to one ONNX file, the number of words free."""
-    torch.onnx.export(
-        model,
-        (example,),
-        path,
-        input_names=["tokens"],
-        output_names=["text_vector"],
-        dynamic_shapes={"tokens": {1: torch.export.Dim("words", min=1, max=64)}},
-        dynamo=True,
-        external_data=False,  # one file: the weights inside the model
-        verbose=False,
-    )
+def _export_onnx(
+    model: torch.nn.Module,
+    examples: tuple[torch.Tensor, ...],
+    path: Path,
+    inputs: list[str],
+    outputs: list[str],
+    dynamic: tuple[dict[int, object], ...],
+) -> None:
+    """``model`` to one ONNX file (the weights inside), the dimensions in ``dynamic`` free."""
+    with warnings.catch_warnings():  # torch.export's notes on GRU internals, not ours to fix
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            examples,
+            path,
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_shapes=dynamic,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
 
 
 class TextTower(torch.nn.Module):
@@ -181,12 +194,194 @@ class TextTower(torch.nn.Module):
         return self.dual.encode_texts(tokens)
 
 
+# ---------------------------------------------------------------- generate (chapter 6.2)
+#: What the generation widget's sampler does, as the page's cells call ``sample``.
+SAMPLER = {"steps": 16, "scale": 2.0, "clip": [-1.0, 1.0], "samples": 4}
+#: Seeds of the reference samples: each of :func:`reference_captions` at each seed.
+GENERATE_SEEDS = [0, 1]
+
+
+def reference_captions(captions: list[str], held_out: list[bool]) -> list[str]:
+    """The captions of the reference samples: the first and last seen caption and held-out
+    caption of the page, then the first held-out one as a reader might type it (capitals,
+    a comma and a word the tokenizer does not know)."""
+    seen = [c for c, h in zip(captions, held_out, strict=True) if not h]
+    held = [c for c, h in zip(captions, held_out, strict=True) if h]
+    if not seen or not held:
+        raise ValueError("the page's captions must include seen and held-out ones")
+    return [seen[0], seen[-1], held[0], held[-1], held[0].upper() + ", please"]
+
+
+def browser_noise(seed: int, count: int) -> torch.Tensor:
+    """The widget's standard normal noise: ``count`` float32 numbers from the seed, as
+    ``book/assets/mmwidgets.js`` draws them (mulberry32, then Box-Muller pairs). PyTorch's own
+    generator cannot run in a browser, so both sides use this small one."""
+    mask = 0xFFFFFFFF
+    state = seed & mask
+
+    def uniform() -> float:  # mulberry32 (Tommy Ettinger), in unsigned 32-bit arithmetic
+        nonlocal state
+        state = (state + 0x6D2B79F5) & mask
+        t = ((state ^ (state >> 15)) * (1 | state)) & mask
+        t = ((t + (((t ^ (t >> 7)) * (61 | t)) & mask)) & mask) ^ t
+        return ((t ^ (t >> 14)) & mask) / 4294967296
+
+    values = []
+    while len(values) < count:
+        radius = math.sqrt(-2.0 * math.log(1.0 - uniform()))  # 1 - u lies in (0, 1]
+        angle = 2.0 * math.pi * uniform()
+        values += [radius * math.cos(angle), radius * math.sin(angle)]
+    return torch.tensor(values[:count], dtype=torch.float32)
+
+
+class JudgeLogits(torch.nn.Module):
+    """``images (B, 3, S, S)`` -> the judge's logits, one tensor per attribute."""
+
+    def __init__(self, judge):
+        super().__init__()
+        self.judge = judge
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        logits = self.judge(images)
+        return tuple(logits[name] for name in self.judge.attributes)
+
+
+def judge_reads(judge, images: torch.Tensor) -> list[dict]:
+    """What ``judge`` reads in ``images (B, 3, S, S)`` in [0, 1]: per image the attribute
+    indices, and whether it abstains (the page's abstain rule)."""
+    read = judge.predict(images).tolist()
+    abstains = judge.abstains(images).tolist()
+    return [{"read": r, "abstains": a} for r, a in zip(read, abstains, strict=True)]
+
+
+def export_generate(denoiser, tokenizer, judge, captions, held_out, out: Path) -> dict:
+    """Write the generation widget's files to ``out``: ``denoiser`` (a trained FlowDenoiser on
+    16x16 pixels in [-1, 1], conditioned on ``tokenizer.bag_of_words``), the page's calibrated
+    ``judge``, and the page's ``captions`` with ``held_out`` (a bool per caption) for the
+    widget's list of examples. Returns the sizes written (bytes per file)."""
+    import numpy as np
+    import onnxruntime
+
+    from mmlib.data.tokenizer import _WORD, Tokenizer
+    from mmlib.data.world import ATTRIBUTES
+    from mmlib.models.flow import MIN_GAP, sample
+
+    denoiser, judge = denoiser.cpu().eval(), judge.cpu().eval()
+    out.mkdir(parents=True, exist_ok=True)
+    data_dim, vocab = denoiser.data_dim, tokenizer.vocab_size
+    side = judge.image_size
+    batch = torch.export.Dim("batch", min=1, max=256)
+    rows = torch.Generator().manual_seed(0)
+    x_t = torch.randn(4, data_dim, generator=rows).round(decimals=6)  # as reference.json keeps it
+    t = torch.tensor([0.0, 0.3, 0.7, 0.95])
+    cond = tokenizer.bag_of_words([captions[0], captions[-1], captions[1], "a red zebra"])
+    drop = torch.tensor([False, False, True, False])
+    _export_onnx(
+        denoiser,
+        (x_t, t, cond, drop),
+        out / "denoiser.onnx",
+        ["x_t", "t", "cond", "drop"],
+        ["x1_hat"],
+        ({0: batch}, {0: batch}, {0: batch}, {0: batch}),
+    )
+    images = torch.rand(3, 3, side, side, generator=rows)
+    _export_onnx(
+        JudgeLogits(judge),
+        (images,),
+        out / "judge.onnx",
+        ["images"],
+        list(judge.attributes),
+        ({0: batch},),
+    )
+    with torch.no_grad():
+        expected = denoiser(x_t, t, cond, drop)
+        logits = JudgeLogits(judge)(images)
+    runs = {
+        name: onnxruntime.InferenceSession(str(out / name), providers=["CPUExecutionProvider"])
+        for name in ("denoiser.onnx", "judge.onnx")
+    }
+    feeds = {"x_t": x_t, "t": t, "cond": cond, "drop": drop}
+    gaps = []
+    for rows in (slice(None), slice(0, 3)):  # the batch size is free (the widget runs 8)
+        got = runs["denoiser.onnx"].run(None, {k: v[rows].numpy() for k, v in feeds.items()})
+        gaps.append(float(np.abs(got[0] - expected[rows].numpy()).max()))
+        got = runs["judge.onnx"].run(None, {"images": images[rows].numpy()})
+        gaps += [float(np.abs(g - e[rows].numpy()).max()) for g, e in zip(got, logits, strict=True)]
+    if max(gaps) > TOLERANCE:
+        raise SystemExit(f"ONNX Runtime differs from PyTorch by {max(gaps):.2e} (generate)")
+
+    n, shown = SAMPLER["samples"], dict(zip(captions, held_out.tolist(), strict=True))
+    reference = {
+        "denoise": {
+            **{k: _rounded(v) for k, v in feeds.items()},
+            "x1_hat": _rounded(expected),
+        },
+        "samples": [],
+    }
+    for caption in reference_captions(captions, held_out.tolist()):
+        words = tokenizer.bag_of_words([caption] * n)
+        for seed in GENERATE_SEEDS:
+            noise = browser_noise(seed, n * data_dim).view(n, data_dim)
+            clip = tuple(SAMPLER["clip"])
+            x = sample(denoiser, words, SAMPLER["steps"], SAMPLER["scale"], clip=clip, noise=noise)
+            pictures = ((x + 1) / 2).clamp(0, 1).view(n, 3, side, side)
+            key = Tokenizer.normalise(caption)
+            reference["samples"].append(
+                {
+                    "caption": caption,
+                    "seed": seed,
+                    "held_out": shown.get(key),  # None: not one of the page's 36 captions
+                    "noise_head": noise[0, :8].tolist(),
+                    "images": _rounded(pictures.flatten(1)),
+                    "judge": judge_reads(judge, pictures),
+                }
+            )
+    files = {
+        "denoiser.onnx": (out / "denoiser.onnx").read_bytes(),
+        "judge.onnx": (out / "judge.onnx").read_bytes(),
+        "vocab.json": _json(
+            {"tokens": tokenizer.tokens, "unk_id": tokenizer.unk_id, "pattern": _WORD.pattern}
+        ),
+        "reference.json": _json(reference),
+        "meta.json": _json(
+            {
+                **SAMPLER,
+                "min_gap": MIN_GAP,
+                "data_dim": data_dim,
+                "image": [3, side, side],
+                "vocab_size": vocab,
+                "pad_id": tokenizer.pad_id,
+                "attributes": {name: list(ATTRIBUTES[name]) for name in judge.attributes},
+                "judge": {"threshold": judge.threshold, "centres": judge.centres.tolist()},
+                "captions": [{"caption": c, "held_out": h} for c, h in shown.items()],
+                "commit": commit(),
+                "chapter": "chapters/06_2_image_generation.ipynb",
+            }
+        ),
+    }
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    return {name: len(data) for name, data in files.items()}
+
+
+def _rounded(values: torch.Tensor):
+    """A tensor as nested lists, floats to 6 decimals (a hundredth of the tests' 1e-4)."""
+    if values.is_floating_point():
+        return torch.round(values.double(), decimals=6).tolist()
+    return values.tolist()
+
+
 def _json(value) -> bytes:
     return (json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
 WIDGETS = {
     # name: (chapter, the export cell run after the cells above the widget)
+    "generate": (
+        "chapters/06_2_image_generation.ipynb",
+        "from tools.web_export import export_generate\n"
+        "sizes = export_generate(denoiser, tokenizer, judge, captions, is_held_out, OUT)",
+    ),
     "search": (
         "chapters/06_3_search.ipynb",
         "from tools.web_export import export_search\n"

@@ -11,7 +11,7 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     for (const root of document.querySelectorAll(".mm-widget[data-widget]")) {
-      const setup = { search: setupSearch }[root.dataset.widget];
+      const setup = { search: setupSearch, generate: setupGenerate }[root.dataset.widget];
       if (setup) setup(root);
     }
   });
@@ -69,14 +69,29 @@
     return (text.toLowerCase().match(WORD) || []).map((word) => ids.get(word) ?? vocab.unk_id);
   }
 
+  // The text of a widget that cannot run, or null when it can; marks the widget unavailable.
+  function unavailable(root) {
+    const why = cannotRun();
+    if (why === null) return false;
+    if (why) root.querySelector(".mm-fallback")?.append(` ${why}`);
+    root.dataset.state = "unavailable";
+    return true;
+  }
+
+  // Hide the page's text for where the widget cannot run; show it again if the widget fails.
+  function takeOver(root, status, error) {
+    if (error) {
+      status.textContent = `The live widget could not start: ${error.message}.`;
+      root.dataset.state = "failed";
+      root.querySelector(".mm-fallback")?.removeAttribute("hidden");
+    } else {
+      root.querySelector(".mm-fallback")?.setAttribute("hidden", "");
+    }
+  }
+
   // ------------------------------------------------------------ search (chapter 6.3)
   function setupSearch(root) {
-    const why = cannotRun();
-    if (why !== null) {
-      if (why) root.querySelector(".mm-fallback")?.append(` ${why}`);
-      root.dataset.state = "unavailable";
-      return;
-    }
+    if (unavailable(root)) return;
     const base = `${STATIC}widgets/search/`;
     const form = element("form", { class: "mm-live", role: "search" });
     const label = element("label", { for: "mm-search-query" }, "Caption to search for");
@@ -92,7 +107,7 @@
     const status = element("p", { class: "mm-status", role: "status" }, "Loading the model…");
     const results = element("ol", { class: "mm-results", "aria-label": "The 8 closest images" });
     form.append(label, input, button);
-    root.querySelector(".mm-fallback")?.setAttribute("hidden", "");
+    takeOver(root, status);
     root.append(form, status, results);
     root.dataset.state = "loading";
 
@@ -206,11 +221,257 @@
         button.removeAttribute("disabled");
         return search();
       },
-      (error) => {
-        status.textContent = `The live search could not start: ${error.message}.`;
-        root.dataset.state = "failed";
-        root.querySelector(".mm-fallback")?.removeAttribute("hidden");
+      (error) => takeOver(root, status, error),
+    );
+  }
+
+  // ------------------------------------------------------------ generate (chapter 6.2)
+  // mulberry32 (Tommy Ettinger) and Box-Muller: the widget's noise, the same numbers as
+  // tools/web_export.browser_noise draws in Python for the reference samples.
+  function noise(seed, count) {
+    let state = seed >>> 0;
+    const uniform = () => {
+      state = (state + 0x6d2b79f5) >>> 0;
+      let t = Math.imul(state ^ (state >>> 15), 1 | state);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const values = new Float32Array(count);
+    for (let i = 0; i < count; i += 2) {
+      const radius = Math.sqrt(-2 * Math.log(1 - uniform()));
+      const angle = 2 * Math.PI * uniform();
+      values[i] = radius * Math.cos(angle);
+      if (i + 1 < count) values[i + 1] = radius * Math.sin(angle);
+    }
+    return values;
+  }
+
+  // How often each vocabulary word occurs in `text` (Tokenizer.bag_of_words), Float32Array(V).
+  function bagOfWords(vocab, text, size) {
+    const counts = new Float32Array(size);
+    for (const id of tokenize(vocab, text)) counts[id] += 1;
+    counts[vocab.pad_id ?? 0] = 0;
+    return counts;
+  }
+
+  // The mean colour of the object's core pixels (mmlib.models.judge.object_colour), per image.
+  function objectColour(pixels, side, core = 0.8) {
+    const area = side * side;
+    const brightness = new Float32Array(area);
+    for (let p = 0; p < area; p++) {
+      brightness[p] = Math.max(pixels[p], pixels[area + p], pixels[2 * area + p]);
+    }
+    const peak = Math.fround(Math.fround(core) * Math.max(...brightness));
+    const sum = [0, 0, 0];
+    let count = 0;
+    for (let p = 0; p < area; p++) {
+      if (brightness[p] < peak) continue;
+      for (let c = 0; c < 3; c++) sum[c] += pixels[c * area + p];
+      count += 1;
+    }
+    return sum.map((value) => value / count);
+  }
+
+  function setupGenerate(root) {
+    if (unavailable(root)) return;
+    const base = `${STATIC}widgets/generate/`;
+    const form = element("form", { class: "mm-live" });
+    const field = (id, text, attributes) => {
+      const label = element("label", { for: id }, text);
+      const input = element("input", { id, autocomplete: "off", disabled: "", ...attributes });
+      form.append(label, input);
+      return input;
+    };
+    const caption = field("mm-generate-caption", "Caption", {
+      type: "text",
+      spellcheck: "false",
+      list: "mm-generate-captions",
+      value: root.dataset.caption || "a small red circle",
+    });
+    const seed = field("mm-generate-seed", "Seed", { type: "number", min: "0", step: "1", value: "0" });
+    const scale = field("mm-generate-scale", "Guidance", {
+      type: "number",
+      min: "0",
+      max: "8",
+      step: "0.5",
+      value: "2",
+    });
+    const button = element("button", { type: "submit", disabled: "" }, "Generate");
+    const examples = element("datalist", { id: "mm-generate-captions" });
+    form.append(button, examples);
+    const status = element("p", { class: "mm-status", role: "status" }, "Loading the model…");
+    const results = element("ol", { class: "mm-results", "aria-label": "Generated images" });
+    takeOver(root, status);
+    root.append(form, status, results);
+    root.dataset.state = "loading";
+
+    const startedAt = performance.now();
+    const ready = (async () => {
+      const [ort, meta, vocab] = await Promise.all([
+        loadRuntime(),
+        fetchOk(`${base}meta.json`).then((r) => r.json()),
+        fetchOk(`${base}vocab.json`).then((r) => r.json()),
+      ]);
+      const options = { executionProviders: ["wasm"] };
+      const [denoiser, judge] = await Promise.all([
+        ort.InferenceSession.create(`${base}denoiser.onnx`, options),
+        ort.InferenceSession.create(`${base}judge.onnx`, options),
+      ]);
+      return { ort, meta, vocab, denoiser, judge };
+    })();
+
+    let queue = Promise.resolve(); // one run of a session at a time
+    function run(session, feeds) {
+      const output = queue.then(() => session.run(feeds));
+      queue = output.catch(() => null);
+      return output;
+    }
+
+    // The denoiser's clean predictions for rows of x_t (n, D), t (n,), cond (n, V), drop (n,).
+    async function denoise(x, t, cond, drop) {
+      const { ort, meta, denoiser } = await ready;
+      const n = t.length;
+      const out = await run(denoiser, {
+        x_t: new ort.Tensor("float32", Float32Array.from(x), [n, meta.data_dim]),
+        t: new ort.Tensor("float32", Float32Array.from(t), [n]),
+        cond: new ort.Tensor("float32", Float32Array.from(cond), [n, meta.vocab_size]),
+        drop: new ort.Tensor("bool", Uint8Array.from(drop, Number), [n]),
+      });
+      return out.x1_hat.data;
+    }
+
+    // mmlib.models.flow.sample: Euler steps from the seed's noise, the velocity from the guided
+    // clean prediction (clamped to the data's range), both predictions of a step in one batch.
+    // Returns the images, (n * 3 * S * S) numbers in [0, 1].
+    async function sample(text, seedValue, scaleValue, steps) {
+      const { meta, vocab } = await ready;
+      const [n, D, V] = [meta.samples, meta.data_dim, meta.vocab_size];
+      steps ??= meta.steps;
+      const words = bagOfWords(vocab, text, V);
+      const cond = new Float32Array(2 * n * V);
+      for (let row = 0; row < 2 * n; row++) cond.set(words, row * V);
+      const drop = Array.from({ length: 2 * n }, (_, row) => row >= n); // the second half: no caption
+      const x = noise(seedValue, n * D);
+      const [low, high] = meta.clip;
+      for (let i = 0; i < steps; i++) {
+        const t = Math.fround(i / steps);
+        const both = new Float32Array(2 * n * D);
+        both.set(x);
+        both.set(x, n * D);
+        const hat = await denoise(both, new Float32Array(2 * n).fill(t), cond, drop);
+        const gap = Math.max(Math.fround(1 - t), meta.min_gap);
+        for (let j = 0; j < n * D; j++) {
+          const uncond = hat[n * D + j];
+          const guided = Math.min(Math.max(uncond + scaleValue * (hat[j] - uncond), low), high);
+          x[j] = x[j] + (guided - x[j]) / gap / steps;
+        }
+      }
+      return x.map((value) => Math.min(Math.max((value + 1) / 2, 0), 1));
+    }
+
+    // What the page's judge reads in each image: {read: [shape, colour, size], abstains, text}.
+    async function judgeImages(images) {
+      const { ort, meta, judge } = await ready;
+      const [channels, side] = [meta.image[0], meta.image[1]];
+      const size = channels * side * side;
+      const n = images.length / size;
+      const out = await run(judge, {
+        images: new ort.Tensor("float32", Float32Array.from(images), [n, channels, side, side]),
+      });
+      const names = Object.keys(meta.attributes); // the judge's heads, in order
+      return Array.from({ length: n }, (_, k) => {
+        const read = names.map((name) => {
+          const logits = out[name].data;
+          const classes = meta.attributes[name].length;
+          let best = 0;
+          for (let c = 1; c < classes; c++) {
+            if (logits[k * classes + c] > logits[k * classes + best]) best = c;
+          }
+          return best;
+        });
+        const colour = objectColour(images.subarray(k * size, (k + 1) * size), side);
+        const centre = meta.judge.centres[read[names.indexOf("colour")]];
+        const distance = Math.hypot(...colour.map((value, c) => value - centre[c]));
+        const words = Object.fromEntries(names.map((name, i) => [name, meta.attributes[name][read[i]]]));
+        const text = `a ${words.size} ${words.colour} ${words.shape}`;
+        return { read, abstains: distance > meta.judge.threshold, text, words };
+      });
+    }
+
+    function show({ meta, vocab }, images, readings, text, ms) {
+      const side = meta.image[1];
+      const size = 3 * side * side;
+      const asked = new Set(tokenize(vocab, text).map((id) => vocab.tokens[id]));
+      let faithful = 0;
+      results.replaceChildren(
+        ...readings.map((reading, k) => {
+          const item = element("li");
+          const canvas = element("canvas", { width: String(side), height: String(side), role: "img" });
+          const context = canvas.getContext("2d");
+          const picture = context.createImageData(side, side);
+          for (let p = 0; p < side * side; p++) {
+            for (let c = 0; c < 3; c++) {
+              picture.data[4 * p + c] = Math.round(255 * images[k * size + c * side * side + p]);
+            }
+            picture.data[4 * p + 3] = 255;
+          }
+          context.putImageData(picture, 0, 0);
+          const matches = Object.values(reading.words).every((word) => asked.has(word));
+          const ok = matches && !reading.abstains;
+          faithful += ok;
+          const verdict = reading.abstains
+            ? `the judge abstains (a colour unlike any real scene's; it reads ${reading.text})`
+            : `the judge reads ${reading.text}${matches ? "" : ", not the caption"}`;
+          canvas.setAttribute("aria-label", `Sample ${k + 1}: ${verdict}`);
+          const note = element("span", { class: "mm-score" }, `${ok ? "✓" : "✗"} ${reading.text}`);
+          note.title = verdict;
+          item.dataset.faithful = String(ok);
+          item.append(canvas, note);
+          return item;
+        }),
+      );
+      status.textContent =
+        `${readings.length} samples of “${text}” in ${ms.toFixed(0)} ms in this browser; ` +
+        `the page's judge finds ${faithful} of ${readings.length} faithful (✓).`;
+    }
+
+    let latest = 0;
+    async function generate() {
+      const text = caption.value.trim();
+      const seedValue = Math.max(0, Math.floor(Number(seed.value) || 0));
+      const scaleValue = Math.min(Math.max(Number(scale.value) || 0, 0), 8);
+      const mine = ++latest;
+      root.dataset.state = "generating";
+      const start = performance.now();
+      const images = await sample(text, seedValue, scaleValue);
+      const readings = await judgeImages(images);
+      if (mine !== latest) return;
+      const ms = performance.now() - start;
+      show(await ready, images, readings, text, ms);
+      api.generate.last = { images, readings, text, seed: seedValue, scale: scaleValue };
+      Object.assign(root.dataset, {
+        queryMs: ms.toFixed(1),
+        drawn: `${text}|${seedValue}`,
+        state: "ready",
+      });
+    }
+
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      generate();
+    });
+
+    api.generate = { ready, noise, denoise, sample, judge: judgeImages };
+    ready.then(
+      ({ meta }) => {
+        for (const { caption: text, held_out: heldOut } of meta.captions) {
+          examples.append(element("option", { value: text, label: heldOut ? "held out in training" : "seen in training" }));
+        }
+        root.dataset.loadMs = (performance.now() - startedAt).toFixed(0);
+        for (const control of [caption, seed, scale, button]) control.removeAttribute("disabled");
+        return generate();
       },
+      (error) => takeOver(root, status, error),
     );
   }
 })();

@@ -110,12 +110,13 @@ class FlowDenoiser(nn.Module):
         return torch.cat([angles.sin(), angles.cos()], dim=1)
 
     def _check(self, x_t, t, cond, drop) -> None:
+        # x_t.shape[0], not len(x_t): an exported model (ONNX) keeps its batch size free
         check_tensor("x_t", x_t, dtype="float", shape=(None, self.data_dim))
-        check_tensor("t", t, dtype="float", shape=(len(x_t),))
+        check_tensor("t", t, dtype="float", shape=(x_t.shape[0],))
         if cond is not None:
-            check_tensor("cond", cond, dtype="float", shape=(len(x_t), self.cond_dim))
+            check_tensor("cond", cond, dtype="float", shape=(x_t.shape[0], self.cond_dim))
         if drop is not None:
-            check_tensor("drop", drop, dtype=torch.bool, shape=(len(x_t),))
+            check_tensor("drop", drop, dtype=torch.bool, shape=(x_t.shape[0],))
 
     def forward(
         self,
@@ -127,7 +128,7 @@ class FlowDenoiser(nn.Module):
         """The clean prediction ``(B, D)``. ``cond=None`` is the unconditional model; ``drop
         (B,) bool`` replaces the condition of the marked rows by the learned ``null``."""
         self._check(x_t, t, cond, drop)
-        null = self.null.expand(len(x_t), -1)
+        null = self.null.expand(x_t.shape[0], -1)
         if cond is None:
             cond = null
         elif drop is not None:
@@ -163,10 +164,12 @@ def flow_loss(
     return F.mse_loss(x1_hat, x1)
 
 
-def _check_sampling(model, cond, steps, scale, clip, path) -> None:
+def _check_sampling(model, cond, steps, scale, clip, path, noise) -> None:
     """Check :func:`sample`'s arguments."""
     check_type("model", model, FlowDenoiser)
     check_tensor("cond", cond, dtype="float", shape=(None, model.cond_dim))
+    if noise is not None:
+        check_tensor("noise", noise, dtype="float", shape=(len(cond), model.data_dim))
     check_int("steps", steps, minimum=1)
     check_float("scale", scale, low=0.0)
     if clip is not None:
@@ -185,6 +188,7 @@ def sample(
     generator: torch.Generator | None = None,
     clip: tuple[float, float] | None = None,
     path: list | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Samples ``(B, D)`` for conditions ``cond (B, E)``: Euler steps of ``dx/dt = v`` from noise
     at ``t = 0`` to ``t = 1``, the velocity from the guided clean prediction. Both predictions of
@@ -195,10 +199,14 @@ def sample(
     thresholding*, as Imagen does: Saharia et al., NeurIPS 2022): guidance can push a
     prediction past the range of any real image, and clamping keeps every step's target in it.
     ``path``, a list, receives ``x`` at every step's start and the samples at the end
-    (``steps + 1`` tensors ``(B, D)``): the way from noise to image."""
-    _check_sampling(model, cond, steps, scale, clip, path)
+    (``steps + 1`` tensors ``(B, D)``): the way from noise to image. ``noise (B, D)`` is the
+    start at ``t = 0`` when given (``generator`` is then not used): the same start gives the
+    same samples anywhere, as the browser's sampler of the book's website is tested to do."""
+    _check_sampling(model, cond, steps, scale, clip, path, noise)
     B, device = len(cond), cond.device
-    x = torch.randn(B, model.data_dim, generator=generator).to(device)
+    if noise is None:
+        noise = torch.randn(B, model.data_dim, generator=generator)
+    x = noise.to(device)
     drop = torch.cat([torch.zeros(B, dtype=torch.bool), torch.ones(B, dtype=torch.bool)])
     for i in range(steps):
         if path is not None:

@@ -1,17 +1,21 @@
 """The live widgets in Chromium: the browser's answers are PyTorch's, offline and accessible.
 
-`make widgets` (tools/web_export.py) trains chapter 6.3's search model with the page's own cells,
-exports its text encoder to ONNX and writes ``reference.json``: PyTorch's token ids, embedding
-and top 8 for the export's fixed queries. Here the built site, served on 127.0.0.1 with every
-other host refused, runs the same queries through the page's search box (ONNX Runtime Web, in
-WebAssembly) and must give the same token ids, embeddings within :data:`TOLERANCE` and the same
-top 8. The times it took are written to ``_build/widget-times.json`` and printed.
+`make widgets` (tools/web_export.py) trains the widgets' models with their pages' own cells,
+exports them to ONNX and writes each widget's ``reference.json``: for search (chapter 6.3)
+PyTorch's token ids, embedding and top 8 for fixed queries; for generate (chapter 6.2) the
+denoiser's outputs for fixed inputs, and PyTorch's samples and the judge's readings for fixed
+captions and seeds, from the browser's own noise. Here the built site, served on 127.0.0.1 with
+every other host refused, runs the same through the pages' forms (ONNX Runtime Web, in
+WebAssembly) and must agree within :data:`TOLERANCE`; the generated images are also graded by
+the book's judge in Python. The times it took are written to ``_build/widget-times.json``.
 """
 
 import json
 import os
 
+import numpy as np
 import pytest
+import torch
 
 from tools.site_tools import CHROMIUM_HINT, ROOT, find_chromium, serve
 
@@ -30,6 +34,8 @@ if find_chromium() is None:  # as in test_browser.py: a failure under CI, else a
     pytest.skip(CHROMIUM_HINT, allow_module_level=True)
 
 SEARCH_PAGE = "chapters/06_3_search"
+GENERATE_PAGE = "chapters/06_2_image_generation"
+PAGES = {"search": SEARCH_PAGE, "generate": GENERATE_PAGE}
 TOLERANCE = 1e-4  # the issue's bound for a browser output against PyTorch's
 FIRST_RESULT_MS = 1000  # the issue's bound: first result within 1 s of the query
 TIMES = ROOT / "_build" / "widget-times.json"
@@ -42,23 +48,38 @@ def site_url(html_dir):
         yield url
 
 
-@pytest.fixture(scope="module")
-def reference(html_dir):
-    path = html_dir / "_static" / "widgets" / "search" / "reference.json"
+def widget_file(html_dir, widget: str, name: str):
+    path = html_dir / "_static" / "widgets" / widget / name
     if not path.exists():
         pytest.fail(f"{path} is missing: `make book` runs `make widgets` first", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(html_dir):
+    path = widget_file(html_dir, "search", "reference.json")
     return json.loads(path.read_text(encoding="utf-8"))["queries"]
 
 
-def open_page(browser, site_url: str, init_script: str | None = None):
-    """A new browser context on the built site and a :class:`Reader` tab on the search page (it
-    records console errors, failed and non-local requests, and refuses the latter)."""
+def open_page(browser, site_url: str, widget: str = "search", init_script: str | None = None):
+    """A new browser context on the built site and a :class:`Reader` tab on the widget's page
+    (it records console errors, failed and non-local requests, and refuses the latter)."""
     context = browser.new_context(base_url=site_url, viewport={"width": 1280, "height": 900})
     if init_script:
         context.add_init_script(init_script)
     reader = Reader(context.new_page(), [])
-    reader.open(SEARCH_PAGE)
+    reader.open(PAGES[widget])
     return context, reader
+
+
+def record_times(widget: str, report: dict) -> None:
+    """Add the widget's times to ``_build/widget-times.json`` and print them."""
+    times = json.loads(TIMES.read_text(encoding="utf-8")) if TIMES.exists() else {}
+    times = {name: value for name, value in times.items() if isinstance(value, dict)}
+    times[widget] = report
+    TIMES.parent.mkdir(parents=True, exist_ok=True)
+    TIMES.write_text(json.dumps(times, indent=1) + "\n", encoding="utf-8")
+    print(f"\n{widget} widget:", json.dumps(report))
 
 
 def trouble(reader) -> list[str]:
@@ -66,26 +87,30 @@ def trouble(reader) -> list[str]:
     return reader.errors + reader.failed + reader.remote
 
 
-def wait_ready(page, query: str | None = None) -> dict:
-    """Wait until the search widget has shown the results of ``query`` (or of its first one)."""
+def wait_ready(page, query: str | None = None, widget: str = "search", key: str = "query") -> dict:
+    """Wait until the widget has shown the results of ``query`` (its ``data-<key>``; by default
+    the first results after loading); what it shows."""
     state = "el => el.dataset.state === 'ready'"
     if query is not None:
-        state = f"el => el.dataset.state === 'ready' && el.dataset.query === {json.dumps(query)}"
+        state = f"el => el.dataset.state === 'ready' && el.dataset.{key} === {json.dumps(query)}"
     page.wait_for_function(
-        f"() => {{ const el = document.querySelector('.mm-widget[data-widget=search]');"
+        f"() => {{ const el = document.querySelector('.mm-widget[data-widget={widget}]');"
         f" return el && ({state})(el); }}",
         timeout=LOAD_TIMEOUT_MS,
     )
     return page.evaluate(
-        """() => {
-            const el = document.querySelector('.mm-widget[data-widget=search]');
+        """(widget) => {
+            const el = document.querySelector(`.mm-widget[data-widget=${widget}]`);
             return {
                 ids: [...el.querySelectorAll('ol.mm-results li')].map((li) => +li.dataset.id),
                 loadMs: +el.dataset.loadMs,
                 queryMs: +el.dataset.queryMs,
+                faithful: [...el.querySelectorAll('ol.mm-results li')].map(
+                    (li) => li.dataset.faithful === 'true'),
                 status: el.querySelector('.mm-status').textContent,
             };
-        }"""
+        }""",
+        widget,
     )
 
 
@@ -131,9 +156,7 @@ def test_search_matches_pytorch(search_tab, reference, html_dir):
         "query ms, slowest": ordered[-1],
         "assets MB": round(assets_bytes(html_dir) / 1e6, 2),
     }
-    TIMES.parent.mkdir(parents=True, exist_ok=True)
-    TIMES.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    print("\nsearch widget:", json.dumps(report))
+    record_times("search", report)
     assert search_tab.first["queryMs"] < FIRST_RESULT_MS and ordered[-1] < FIRST_RESULT_MS, report
 
 
@@ -146,16 +169,17 @@ def test_search_widget_loads_the_model_once(search_tab):
         assert sum(name.endswith(ending) for name in names) == 1, (ending, names)
 
 
-def test_axe_finds_nothing_in_the_search_widget(browser, site_url):
+@pytest.mark.parametrize("widget", sorted(PAGES))
+def test_axe_finds_nothing_in_the_widget(browser, site_url, widget):
     """axe-core, every impact (the page test fails only on serious and critical ones), on the
     widget with its results shown."""
-    context, reader = open_page(browser, site_url)
+    context, reader = open_page(browser, site_url, widget)
     page = reader.page
-    wait_ready(page)
+    wait_ready(page, widget=widget)
     assert not trouble(reader), trouble(reader)  # before axe's own fetches
     page.evaluate(AXE_SCRIPT)
     found = page.evaluate(
-        "async () => (await axe.run('.mm-widget')).violations"
+        f"async () => (await axe.run('.mm-widget[data-widget={widget}]')).violations"
         ".map((v) => `${v.id} (${v.impact}): ${v.nodes.length} nodes`)"
     )
     assert not found, found
@@ -193,12 +217,13 @@ def test_search_widget_works_from_the_keyboard(browser, site_url):
     context.close()
 
 
-def test_without_webassembly_the_page_keeps_its_figure_and_says_why(browser, site_url):
-    context, reader = open_page(browser, site_url, "delete globalThis.WebAssembly;")
+@pytest.mark.parametrize("name", sorted(PAGES))
+def test_without_webassembly_the_page_keeps_its_figure_and_says_why(browser, site_url, name):
+    context, reader = open_page(browser, site_url, name, "delete globalThis.WebAssembly;")
     page = reader.page
-    widget = page.locator(".mm-widget[data-widget=search]")
+    widget = page.locator(f".mm-widget[data-widget={name}]")
     page.wait_for_function(
-        "() => document.querySelector('.mm-widget[data-widget=search]').dataset.state"
+        f"() => document.querySelector('.mm-widget[data-widget={name}]').dataset.state"
         " === 'unavailable'"
     )
     note = widget.locator(".mm-fallback")
@@ -209,15 +234,16 @@ def test_without_webassembly_the_page_keeps_its_figure_and_says_why(browser, sit
     context.close()
 
 
-def test_from_a_file_the_widget_asks_for_make_serve(browser, html_dir):
+@pytest.mark.parametrize("name", sorted(PAGES))
+def test_from_a_file_the_widget_asks_for_make_serve(browser, html_dir, name):
     context = browser.new_context()
     page = context.new_page()
-    page.goto((html_dir / f"{SEARCH_PAGE}.html").as_uri())
+    page.goto((html_dir / f"{PAGES[name]}.html").as_uri())
     page.wait_for_function(
-        "() => document.querySelector('.mm-widget[data-widget=search]').dataset.state"
+        f"() => document.querySelector('.mm-widget[data-widget={name}]').dataset.state"
         " === 'unavailable'"
     )
-    note = page.locator(".mm-widget .mm-fallback")
+    note = page.locator(f".mm-widget[data-widget={name}] .mm-fallback")
     assert note.is_visible() and "make serve" in note.inner_text()
     context.close()
 
@@ -233,3 +259,164 @@ def test_widget_assets_stay_small(html_dir):
     size = assets_bytes(html_dir)
     print(f"\nwidget assets: {size / 1e6:.2f} MB")
     assert 0 < size <= 25e6, size
+
+
+# ---------------------------------------------------------------- generate (chapter 6.2)
+@pytest.fixture(scope="module")
+def generated(html_dir):
+    """The generation widget's meta.json and reference.json."""
+    meta, reference = (
+        json.loads(widget_file(html_dir, "generate", name).read_text(encoding="utf-8"))
+        for name in ("meta.json", "reference.json")
+    )
+    return meta, reference
+
+
+@pytest.fixture(scope="module")
+def generate_tab(browser, site_url):
+    context, reader = open_page(browser, site_url, "generate")
+    reader.first = wait_ready(reader.page, widget="generate")
+    yield reader
+    context.close()
+
+
+def python_judge(html_dir, meta: dict, images: np.ndarray) -> list[dict]:
+    """The book's judge, in Python, on ``images (n, 3 * S * S)`` in [0, 1]: its ONNX export
+    (checked against PyTorch by the export) for the reading, and mmlib's ``object_colour`` with
+    the page's calibration for the abstain rule. The fields of reference.json's readings."""
+    import onnxruntime
+
+    from mmlib.models.judge import object_colour
+
+    session = onnxruntime.InferenceSession(str(widget_file(html_dir, "generate", "judge.onnx")))
+    pictures = images.astype(np.float32).reshape(len(images), *meta["image"])
+    read = np.stack([out.argmax(1) for out in session.run(None, {"images": pictures})], 1)
+    colour = list(meta["attributes"]).index("colour")
+    centres = torch.tensor(meta["judge"]["centres"])[torch.from_numpy(read[:, colour])]
+    distance = (object_colour(torch.from_numpy(pictures)) - centres).norm(dim=1)
+    abstains = (distance > meta["judge"]["threshold"]).tolist()
+    return [{"read": r, "abstains": a} for r, a in zip(read.tolist(), abstains, strict=True)]
+
+
+def caption_attributes(meta: dict, caption: str) -> list[int] | None:
+    """The attribute indices a page caption names ("a small red circle"), else None."""
+    words = caption.split()
+    found = [[v for v in values if v in words] for values in meta["attributes"].values()]
+    if any(len(f) != 1 for f in found):
+        return None
+    return [
+        values.index(f[0]) for values, f in zip(meta["attributes"].values(), found, strict=True)
+    ]
+
+
+def test_generate_matches_pytorch(generate_tab, generated, html_dir):
+    """The browser's noise is Python's, its denoiser PyTorch's within 1e-4; for each fixed caption
+    and seed, the form draws PyTorch's images within 1e-4, and the book's judge, in Python,
+    reads the browser's images as it read PyTorch's: every sample of a seen or held-out caption
+    of the page is faithful."""
+    meta, reference = generated
+    page = generate_tab.page
+    problems, times = [], []
+    for case in reference["samples"][:2]:
+        head = page.evaluate(
+            "(s) => Array.from(window.mmWidgets.generate.noise(s, 8))", case["seed"]
+        )
+        if np.abs(np.array(head) - case["noise_head"]).max() > 1e-6:
+            problems.append(f"seed {case['seed']}: noise {head}, Python's {case['noise_head']}")
+    fixed = reference["denoise"]
+    got = page.evaluate(
+        "async (f) => Array.from(await window.mmWidgets.generate.denoise("
+        "f.x_t.flat(), f.t, f.cond.flat(), f.drop))",
+        fixed,
+    )
+    gap = np.abs(np.array(got) - np.array(fixed["x1_hat"]).ravel()).max()
+    if gap > TOLERANCE:
+        problems.append(f"denoiser differs from PyTorch's by {gap:.2e}")
+    page.locator("#mm-generate-scale").fill(str(meta["scale"]))
+    for case in reference["samples"]:
+        page.locator("#mm-generate-caption").fill(case["caption"])
+        page.locator("#mm-generate-seed").fill(str(case["seed"]))
+        page.locator(".mm-widget[data-widget=generate] button").click()
+        shown = wait_ready(page, f"{case['caption'].strip()}|{case['seed']}", "generate", "drawn")
+        times.append(shown["queryMs"])
+        last = page.evaluate(
+            "() => { const l = window.mmWidgets.generate.last;"
+            " return {images: Array.from(l.images), readings: l.readings.map("
+            "(r) => ({read: r.read, abstains: r.abstains}))}; }"
+        )
+        images = np.array(last["images"]).reshape(len(case["images"]), -1)
+        name = f"{case['caption']!r}, seed {case['seed']}"
+        gap = np.abs(images - np.array(case["images"])).max()
+        if gap > TOLERANCE:
+            problems.append(f"{name}: images differ from PyTorch's by {gap:.2e}")
+        in_python = python_judge(html_dir, meta, images)
+        if in_python != case["judge"]:
+            problems.append(f"{name}: judged {in_python} in Python, PyTorch's {case['judge']}")
+        if last["readings"] != in_python:
+            problems.append(f"{name}: the browser's judge {last['readings']}, Python's {in_python}")
+        wanted = caption_attributes(meta, case["caption"])
+        faithful = [r["read"] == wanted and not r["abstains"] for r in in_python]
+        if shown["faithful"] != faithful:
+            problems.append(f"{name}: the page marks {shown['faithful']}, Python {faithful}")
+        if case["held_out"] is not None and not all(faithful):
+            problems.append(f"{name}: not every sample faithful ({faithful})")
+    kinds = {case["held_out"] for case in reference["samples"]}
+    assert {False, True} <= kinds, kinds  # seen and held-out captions of the page
+    assert not problems, problems
+    assert not trouble(generate_tab), trouble(generate_tab)
+    ordered = sorted(times)
+    report = {
+        "generations": len(times),
+        "samples each": meta["samples"],
+        "steps": meta["steps"],
+        "model load ms": generate_tab.first["loadMs"],
+        "first result ms (page's first caption)": generate_tab.first["queryMs"],
+        "generation ms, median": ordered[len(ordered) // 2],
+        "generation ms, slowest": ordered[-1],
+    }
+    record_times("generate", report)
+    first = generate_tab.first["queryMs"]
+    assert first < FIRST_RESULT_MS and ordered[-1] < FIRST_RESULT_MS, report
+
+
+def test_generate_widget_loads_its_models_once(generate_tab):
+    names = generate_tab.page.evaluate(
+        "() => performance.getEntriesByType('resource').map((r) => r.name)"
+    )
+    for ending in ("denoiser.onnx", "judge.onnx", ".wasm", "ort.wasm.min.js"):
+        assert sum(name.endswith(ending) for name in names) == 1, (ending, names)
+
+
+def test_generate_widget_works_from_the_keyboard(browser, site_url):
+    """Tab reaches the caption box, typing and Enter draw four samples, each described for a
+    screen reader by what the judge reads, with a live status line."""
+    context, reader = open_page(browser, site_url, "generate")
+    page = reader.page
+    wait_ready(page, widget="generate")
+    page.evaluate(
+        """() => {
+            const before = document.createElement('button');
+            before.id = 'mm-test-start';
+            before.textContent = 'start';
+            document.querySelector('.mm-widget[data-widget=generate]').before(before);
+            before.focus();
+        }"""
+    )
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.id") == "mm-generate-caption"
+    page.keyboard.press("Control+A")
+    page.keyboard.type("a small green circle")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.id") == "mm-generate-seed"
+    page.keyboard.press("Control+A")
+    page.keyboard.type("5")
+    page.keyboard.press("Enter")
+    shown = wait_ready(page, "a small green circle|5", "generate", "drawn")
+    labels = page.locator(".mm-widget[data-widget=generate] canvas").evaluate_all(
+        "(nodes) => nodes.map((n) => n.getAttribute('aria-label'))"
+    )
+    assert len(labels) == len(shown["faithful"]) == 4, labels
+    assert all("the judge" in label for label in labels), labels
+    assert "faithful" in shown["status"], shown["status"]
+    assert not trouble(reader), trouble(reader)
+    context.close()

@@ -11,7 +11,7 @@ MATHJAX := book/assets/mathjax/tex-mml-chtml.js
 # The live widgets (tools/web_export.py): ONNX Runtime Web from npm, and the exported models.
 ORT_VERSION := 1.31.1
 ORT := book/assets/ort/ort.wasm.min.js
-WIDGETS := book/assets/widgets/search/meta.json book/assets/widgets/generate/meta.json
+WIDGETS := $(addsuffix /meta.json,$(addprefix book/assets/widgets/,search generate ask))
 NOTEBOOKS := $(sort $(wildcard chapters/*.ipynb))
 NB ?= $(NOTEBOOKS)
 NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg -p tests.nbval_budget -p tests.nbval_numbers \
@@ -70,6 +70,7 @@ book/assets/widgets/%/meta.json: tools/web_export.py $(wildcard mmlib/*.py mmlib
 	$(PY) -m tools.web_export $*
 book/assets/widgets/search/meta.json: chapters/06_3_search.ipynb
 book/assets/widgets/generate/meta.json: chapters/06_2_image_generation.ipynb
+book/assets/widgets/ask/meta.json: chapters/06_1_dialogue.ipynb
 
 widgets: $(ORT) $(WIDGETS)
 

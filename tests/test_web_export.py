@@ -8,19 +8,25 @@ import pytest
 import torch
 
 from mmlib.data.scenes import make_scenes
+from mmlib.data.tasks import canonical_captions
 from mmlib.data.tokenizer import Tokenizer
 from mmlib.data.world import COLOURS, SHAPES, SIZES
 from mmlib.models.contrastive import DualEncoder
+from mmlib.models.dialogue import VisualDialogueModel
 from mmlib.models.flow import FlowDenoiser, sample
 from mmlib.models.judge import AttributeJudge
 from mmlib.training.finetune import predict
 from tools.web_export import (
+    ASK_NEW_TOKENS,
+    ASK_SCENES,
     GENERATE_SEEDS,
     QUERIES,
     ROOT,
     SAMPLER,
     WIDGETS,
+    ask_prompt,
     browser_noise,
+    export_ask,
     export_generate,
     export_search,
     reference_captions,
@@ -188,3 +194,73 @@ def test_reference_samples_are_pytorchs_from_the_browsers_noise(generate_export)
             torch.tensor(fixed["drop"]),
         )
     assert torch.allclose(x1_hat, torch.tensor(fixed["x1_hat"]).float(), atol=1e-5)
+
+
+# ---------------------------------------------------------------- ask
+def test_ask_prompt_is_the_chat_template_and_leaves_out_old_turns():
+    tokenizer = Tokenizer.from_texts(["what colour is the circle?", "red and the square? blue"])
+    ids, new, kept = ask_prompt(tokenizer, [], "what colour is the circle?", max_tokens=20)
+    assert ids == tokenizer.encode("what colour is the circle?") + [tokenizer.bos_id]
+    assert new == ASK_NEW_TOKENS["answer"] and kept == []
+    _, new, _ = ask_prompt(tokenizer, [], "  ", max_tokens=20)
+    assert new == ASK_NEW_TOKENS["caption"]
+    turn = [("what colour is the circle?", "red")]
+    ids, new, kept = ask_prompt(tokenizer, turn, "and the square?", max_tokens=20)
+    q, a = (tokenizer.encode(t) for t in turn[0])
+    assert ids[: len(q) + len(a) + 2] == q + [tokenizer.bos_id] + a + [tokenizer.eos_id]
+    assert kept == turn and new == ASK_NEW_TOKENS["answer"]
+    ids, new, kept = ask_prompt(tokenizer, turn, "and the square?", max_tokens=8)
+    assert kept == [] and ids == tokenizer.encode("and the square?") + [tokenizer.bos_id]
+    assert new == min(ASK_NEW_TOKENS["answer"], 8 + 1 - len(ids))
+
+
+@pytest.fixture(scope="module")
+def ask_export(tmp_path_factory):
+    torch.manual_seed(0)
+    seen, held = make_scenes(12, seed=2), make_scenes(12, seed=3)
+    texts = [t for s in (seen, held) for qa in s.qa for pair in qa for t in pair]
+    texts += canonical_captions(seen) + canonical_captions(held) + ["and the square?"]
+    tokenizer = Tokenizer.from_texts(texts)
+    model = VisualDialogueModel(tokenizer.vocab_size, max_tokens=20).eval()
+    out = tmp_path_factory.mktemp("ask")
+    sizes = export_ask(model, tokenizer, seen, held, out)
+    return out, sizes, model, tokenizer, seen, held
+
+
+def test_export_writes_what_the_question_widget_loads(ask_export):
+    out, sizes, model, tokenizer, seen, held = ask_export
+    assert set(sizes) == {p.name for p in out.iterdir()}
+    meta = json.loads((out / "meta.json").read_text())
+    assert [s["held_out"] for s in meta["scenes"]] == [False] * ASK_SCENES + [True] * ASK_SCENES
+    assert meta["scenes"][ASK_SCENES]["caption"] == canonical_captions(held[:1])[0]
+    assert meta["max_tokens"] == model.max_tokens and meta["new_tokens"] == ASK_NEW_TOKENS
+    places, dim = meta["features"]
+    features = np.fromfile(out / "features.f32", dtype="<f4").reshape(-1, places, dim)
+    expected = model.region_features(
+        torch.cat([seen.images[:ASK_SCENES], held.images[:ASK_SCENES]])
+    )
+    assert np.allclose(features, expected.numpy())
+
+
+def test_onnx_step_and_reference_answers_are_pytorchs(ask_export):
+    out, _, model, tokenizer, seen, held = ask_export
+    session = onnxruntime.InferenceSession(str(out / "next_token.onnx"))
+    features = np.fromfile(out / "features.f32", dtype="<f4").reshape(2 * ASK_SCENES, 4, -1)
+    reference = json.loads((out / "reference.json").read_text())
+    assert any(case["history"] for case in reference)  # follow-ups, after the model's answer
+    for case in reference[:12]:
+        scene = torch.from_numpy(features[case["scene"] : case["scene"] + 1].copy())
+        prompt = torch.tensor([case["ids"]])
+        with torch.no_grad():
+            logits = model.talk(scene, prompt)[0][0, -1]
+        got = session.run(None, {"features": scene.numpy(), "tokens": prompt.numpy()})[0][0]
+        assert np.abs(got - logits.numpy()).max() < 1e-5
+        assert np.allclose(case["logits"], logits.numpy(), atol=1e-5)
+        said = model.answer_features(
+            scene,
+            [case["question"]],
+            tokenizer,
+            [case["history"]],
+            max_new_tokens=case["new_tokens"],
+        )
+        assert said == [case["answer"]]

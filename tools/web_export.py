@@ -16,6 +16,10 @@ as ``_static/widgets/<name>/`` (the folder is built, not committed):
   sampler and the judge's abstain rule need (``meta.json``), and ``reference.json``: PyTorch's
   denoiser outputs for fixed inputs, and its samples and the judge's readings for fixed captions
   and seeds, drawn from the browser's own noise (:func:`browser_noise`).
+- ask (chapter 6.1): the dialogue model's projector and GPT as ONNX (region features and a
+  prompt -> the next token's logits), the region features and images of a few test scenes with
+  their questions and captions, and ``reference.json``: PyTorch's prompt ids, next-token logits
+  and greedy answers for the scenes' captions, questions and follow-ups.
 
 The export checks the ONNX model against PyTorch with onnxruntime before it writes anything the
 site uses.
@@ -364,6 +368,160 @@ def export_generate(denoiser, tokenizer, judge, captions, held_out, out: Path) -
     return {name: len(data) for name, data in files.items()}
 
 
+# ---------------------------------------------------------------- ask (chapter 6.1)
+#: Test scenes the question widget shows, from each of the page's two test sets.
+ASK_SCENES = 8
+#: New tokens the widget (and the reference) lets the model write: a caption, an answer.
+ASK_NEW_TOKENS = {"caption": 12, "answer": 4}
+
+
+class NextToken(torch.nn.Module):
+    """Region features ``(1, 4, D)`` and a prompt ``(1, T)`` -> the next token's logits
+    ``(1, V)``: one step of :meth:`VisualDialogueModel.answer_features`'s greedy decoding."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, features: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        return self.model.talk(features, tokens)[0][:, -1]
+
+
+def _concat(first, second):
+    """Two batches of scenes as one, ``first``'s then ``second``'s."""
+    import dataclasses
+
+    joined = {}
+    for field in dataclasses.fields(first):
+        a, b = getattr(first, field.name), getattr(second, field.name)
+        joined[field.name] = torch.cat([a, b]) if isinstance(a, torch.Tensor) else a + b
+    return type(first)(**joined)
+
+
+def ask_prompt(tokenizer, history, question: str, max_tokens: int):
+    """The prompt's ids (earlier turns, the question, ``<bos>``), how many new tokens the model
+    may write (:data:`ASK_NEW_TOKENS`, fewer where its context of ``max_tokens`` runs out) and
+    the turns kept: the oldest are left out until the answer has room for a token."""
+    from mmlib.data.dialogues import dialogue_ids
+
+    wanted = ASK_NEW_TOKENS["caption" if question.strip() == "" else "answer"]
+    history = list(history)
+    while True:
+        ids = dialogue_ids(tokenizer, history)[0] + tokenizer.encode(question) + [tokenizer.bos_id]
+        room = max_tokens + 1 - len(ids)
+        if room >= 1 or not history:
+            return ids, min(wanted, room), history
+        history = history[1:]
+
+
+def export_ask(model, tokenizer, seen_scenes, held_scenes, out: Path) -> dict:
+    """Write the question widget's files to ``out``: ``model`` (a trained VisualDialogueModel),
+    its ``tokenizer``, and the page's test scenes of seen and held-out combinations, of which
+    the first :data:`ASK_SCENES` of each are shown. Returns the sizes written (bytes per file)."""
+    import numpy as np
+    import onnxruntime
+    from PIL import Image
+
+    from mmlib.data.tasks import canonical_captions, follow_ups
+
+    model = model.cpu().eval()
+    out.mkdir(parents=True, exist_ok=True)
+    scenes = _concat(seen_scenes[:ASK_SCENES], held_scenes[:ASK_SCENES])
+    held_out = [False] * ASK_SCENES + [True] * ASK_SCENES
+    features = model.region_features(scenes.images)  # (S, 4, D)
+    step = NextToken(model).eval()
+    tokens = torch.export.Dim("tokens", min=1, max=model.max_tokens)
+    example = torch.tensor([tokenizer.encode("what colour is the circle?", add_bos=False) + [1]])
+    _export_onnx(
+        step, (features[:1], example), out / "next_token.onnx", ["features", "tokens"],
+        ["logits"], ({}, {1: tokens}),
+    )  # fmt: skip
+    session = onnxruntime.InferenceSession(
+        str(out / "next_token.onnx"), providers=["CPUExecutionProvider"]
+    )
+    captions = canonical_captions(scenes)
+    follow_index, follow_dialogues = follow_ups(scenes, seed=0)
+    follow = {}  # scene -> its first two-turn dialogue
+    for k, talk in zip(follow_index.tolist(), follow_dialogues, strict=True):
+        follow.setdefault(k, talk)
+    reference = []
+    for k in range(len(scenes)):
+        asks = [([], ""), *[([], q) for q, _ in scenes.qa[k][:3]]]
+        if k in follow:
+            (q1, _), (q2, _) = follow[k]
+            first = model.answer_features(features[k : k + 1], [q1], tokenizer, max_new_tokens=4)
+            asks.append(([(q1, first[0])], q2))
+        for history, question in asks:
+            ids, new, history = ask_prompt(tokenizer, history, question, model.max_tokens)
+            if new < 1:
+                raise SystemExit(f"the question {question!r} leaves no room for an answer")
+            said = model.answer_features(
+                features[k : k + 1], [question], tokenizer, [history], max_new_tokens=new
+            )[0]
+            prompt = torch.tensor([ids])
+            with torch.no_grad():
+                logits = step(features[k : k + 1], prompt)[0]
+            got = session.run(
+                None, {"features": features[k : k + 1].numpy(), "tokens": prompt.numpy()}
+            )
+            gap = float(np.abs(got[0][0] - logits.numpy()).max())
+            if gap > TOLERANCE:
+                raise SystemExit(f"ONNX Runtime differs from PyTorch by {gap:.2e} (ask)")
+            reference.append(
+                {
+                    "scene": k,
+                    "history": history,
+                    "question": question,
+                    "ids": ids,
+                    "new_tokens": new,
+                    "logits": _rounded(logits),
+                    "answer": said,
+                }
+            )
+    images = (scenes.images.clamp(0, 1) * 255).round().byte()  # (S, 3, H, W)
+    size = images.shape[-1]
+    sheet = images.permute(2, 0, 3, 1).reshape(size, len(images) * size, 3)  # one row of tiles
+    png = io.BytesIO()
+    Image.fromarray(sheet.numpy()).save(png, format="PNG", optimize=True)
+    files = {
+        "next_token.onnx": (out / "next_token.onnx").read_bytes(),
+        "features.f32": features.numpy().astype("<f4").tobytes(),
+        "scenes.png": png.getvalue(),
+        "vocab.json": _json(
+            {
+                "tokens": tokenizer.tokens,
+                "unk_id": tokenizer.unk_id,
+                "pad_id": tokenizer.pad_id,
+                "bos_id": tokenizer.bos_id,
+                "eos_id": tokenizer.eos_id,
+            }
+        ),  # fmt: skip
+        "reference.json": _json(reference),
+        "meta.json": _json(
+            {
+                "scenes": [
+                    {
+                        "held_out": h,
+                        "caption": c,
+                        "qa": [list(pair) for pair in qa],
+                        "follow_up": [list(pair) for pair in follow.get(k, [])],
+                    }
+                    for k, (h, c, qa) in enumerate(zip(held_out, captions, scenes.qa, strict=True))
+                ],
+                "tile": size,
+                "features": list(features.shape[1:]),
+                "max_tokens": model.max_tokens,
+                "new_tokens": ASK_NEW_TOKENS,
+                "commit": commit(),
+                "chapter": "chapters/06_1_dialogue.ipynb",
+            }
+        ),
+    }
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    return {name: len(data) for name, data in files.items()}
+
+
 def _rounded(values: torch.Tensor):
     """A tensor as nested lists, floats to 6 decimals (a hundredth of the tests' 1e-4)."""
     if values.is_floating_point():
@@ -377,6 +535,11 @@ def _json(value) -> bytes:
 
 WIDGETS = {
     # name: (chapter, the export cell run after the cells above the widget)
+    "ask": (
+        "chapters/06_1_dialogue.ipynb",
+        "from tools.web_export import export_ask\n"
+        "sizes = export_ask(model, tokenizer, test_seen, test_held, OUT)",
+    ),
     "generate": (
         "chapters/06_2_image_generation.ipynb",
         "from tools.web_export import export_generate\n"

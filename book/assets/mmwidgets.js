@@ -11,7 +11,8 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     for (const root of document.querySelectorAll(".mm-widget[data-widget]")) {
-      const setup = { search: setupSearch, generate: setupGenerate }[root.dataset.widget];
+      const setups = { search: setupSearch, generate: setupGenerate, ask: setupAsk };
+      const setup = setups[root.dataset.widget];
       if (setup) setup(root);
     }
   });
@@ -87,6 +88,14 @@
     } else {
       root.querySelector(".mm-fallback")?.setAttribute("hidden", "");
     }
+  }
+
+  // Tokenizer.decode: the words of `ids` without <pad>, <bos> and <eos>, closing punctuation
+  // written against the word before.
+  function decode(vocab, ids) {
+    const skipped = new Set([vocab.pad_id, vocab.bos_id, vocab.eos_id]);
+    const words = ids.filter((id) => !skipped.has(id)).map((id) => vocab.tokens[id]);
+    return words.join(" ").replace(/ ([.,!?;:)])/g, "$1");
   }
 
   // ------------------------------------------------------------ search (chapter 6.3)
@@ -470,6 +479,206 @@
         root.dataset.loadMs = (performance.now() - startedAt).toFixed(0);
         for (const control of [caption, seed, scale, button]) control.removeAttribute("disabled");
         return generate();
+      },
+      (error) => takeOver(root, status, error),
+    );
+  }
+
+  // ------------------------------------------------------------ ask (chapter 6.1)
+  function setupAsk(root) {
+    if (unavailable(root)) return;
+    const base = `${STATIC}widgets/ask/`;
+    const form = element("form", { class: "mm-live" });
+    const sceneLabel = element("label", { for: "mm-ask-scene" }, "Scene");
+    const scene = element("select", { id: "mm-ask-scene", disabled: "" });
+    const questionLabel = element("label", { for: "mm-ask-question" }, "Question");
+    const question = element("input", {
+      id: "mm-ask-question",
+      type: "text",
+      autocomplete: "off",
+      spellcheck: "false",
+      list: "mm-ask-questions",
+      placeholder: "empty: describe the scene",
+      value: root.dataset.question || "",
+      disabled: "",
+    });
+    const button = element("button", { type: "submit", disabled: "" }, "Ask");
+    const restart = element("button", { type: "button", disabled: "" }, "New conversation");
+    const examples = element("datalist", { id: "mm-ask-questions" });
+    form.append(sceneLabel, scene, questionLabel, question, button, restart, examples);
+    const picture = element("canvas", { class: "mm-scene", role: "img", "aria-label": "The scene (loading)" });
+    const transcript = element("ol", { class: "mm-transcript", "aria-label": "The conversation" });
+    const status = element("p", { class: "mm-status", role: "status" }, "Loading the model…");
+    const view = element("div", { class: "mm-ask" });
+    view.append(picture, transcript);
+    takeOver(root, status);
+    root.append(form, view, status);
+    root.dataset.state = "loading";
+
+    const startedAt = performance.now();
+    const ready = (async () => {
+      const [ort, meta, vocab, features, sheet] = await Promise.all([
+        loadRuntime(),
+        fetchOk(`${base}meta.json`).then((r) => r.json()),
+        fetchOk(`${base}vocab.json`).then((r) => r.json()),
+        fetchOk(`${base}features.f32`).then((r) => r.arrayBuffer()),
+        new Promise((resolve, reject) => {
+          const image = new Image();
+          image.onload = () => resolve(image);
+          image.onerror = () => reject(new Error("scenes.png did not load"));
+          image.src = `${base}scenes.png`;
+        }),
+      ]);
+      const session = await ort.InferenceSession.create(`${base}next_token.onnx`, {
+        executionProviders: ["wasm"],
+      });
+      return { ort, meta, vocab, features: new Float32Array(features), sheet, session };
+    })();
+
+    let queue = Promise.resolve(); // one run of the session at a time
+    // The next token's logits (Float32Array V) for scene k and prompt ids.
+    async function nextLogits(k, ids) {
+      const { ort, meta, features, session } = await ready;
+      const [places, dim] = meta.features;
+      const size = places * dim;
+      const feeds = {
+        features: new ort.Tensor("float32", features.slice(k * size, (k + 1) * size), [1, places, dim]),
+        tokens: new ort.Tensor("int64", BigInt64Array.from(ids, BigInt), [1, ids.length]),
+      };
+      const output = queue.then(() => session.run(feeds));
+      queue = output.catch(() => null);
+      return (await output).logits.data;
+    }
+
+    // tools/web_export.ask_prompt: earlier turns, the question and <bos>; the oldest turns are
+    // left out until the answer has room for a token.
+    function prompt({ meta, vocab }, history, text) {
+      const wanted = meta.new_tokens[text.trim() === "" ? "caption" : "answer"];
+      let turns = history.slice();
+      for (;;) {
+        const ids = [];
+        for (const [q, a] of turns) {
+          ids.push(...tokenize(vocab, q), vocab.bos_id, ...tokenize(vocab, a), vocab.eos_id);
+        }
+        ids.push(...tokenize(vocab, text), vocab.bos_id);
+        const room = meta.max_tokens + 1 - ids.length;
+        if (room >= 1 || turns.length === 0) return { ids, newTokens: Math.min(wanted, room), turns };
+        turns = turns.slice(1);
+      }
+    }
+
+    // VisualDialogueModel.answer_features, greedy: the model's answer to `text` about scene k
+    // after the turns of `history` ([question, answer] pairs).
+    async function answer(k, history, text) {
+      const loaded = await ready;
+      const { vocab } = loaded;
+      const { ids, newTokens, turns } = prompt(loaded, history, text);
+      if (newTokens < 1) return { ids, newTokens, turns, answer: null, firstLogits: null };
+      const banned = new Set([vocab.pad_id, vocab.bos_id, vocab.unk_id]);
+      const context = ids.slice();
+      const said = [];
+      let firstLogits = null;
+      for (let step = 0; step < newTokens; step++) {
+        const logits = await nextLogits(k, context);
+        firstLogits ??= Array.from(logits);
+        let best = -1;
+        for (let v = 0; v < logits.length; v++) {
+          if (!banned.has(v) && (best < 0 || logits[v] > logits[best])) best = v;
+        }
+        if (best === vocab.eos_id) break;
+        said.push(best);
+        context.push(best);
+      }
+      return { ids, newTokens, turns, answer: decode(vocab, said), firstLogits };
+    }
+
+    let history = [];
+    // The scene's right answer to `text` after `turns` where the page's data has one: its
+    // caption for "", a question of the scene, or the follow-up of the scene's first question.
+    function truthOf({ meta, vocab }, k, text, turns) {
+      const normal = (words) => decode(vocab, tokenize(vocab, words));
+      const info = meta.scenes[k];
+      if (normal(text) === "") return info.caption;
+      const [first, second] = info.follow_up;
+      const before = turns.at(-1);
+      if (second && before && normal(before[0]) === normal(first[0]) && normal(text) === normal(second[0])) {
+        return second[1];
+      }
+      const pair = info.qa.find(([q]) => normal(q) === normal(text));
+      return pair ? pair[1] : null;
+    }
+
+    function line(who, text, extra = "") {
+      const item = element("li");
+      item.append(element("strong", {}, `${who}: `), document.createTextNode(text || "(empty: a caption, please)"));
+      if (extra) item.append(element("span", { class: "mm-score" }, ` ${extra}`));
+      return item;
+    }
+
+    async function showScene() {
+      const { meta, sheet } = await ready;
+      const k = Number(scene.value);
+      const tile = meta.tile;
+      picture.width = picture.height = tile;
+      picture.getContext("2d").drawImage(sheet, k * tile, 0, tile, tile, 0, 0, tile, tile);
+      const info = meta.scenes[k];
+      picture.setAttribute("aria-label", `Scene ${k + 1} (${info.held_out ? "held-out" : "seen"} pairs): ${info.caption}`);
+      const asked = [...info.qa.map(([q]) => q), ...info.follow_up.slice(1).map(([q]) => q)];
+      examples.replaceChildren(...asked.map((q) => element("option", { value: q })));
+      history = [];
+      transcript.replaceChildren();
+    }
+
+    let latest = 0;
+    async function ask() {
+      const loaded = await ready;
+      const k = Number(scene.value);
+      const text = question.value.trim();
+      const mine = ++latest;
+      root.dataset.state = "answering";
+      const start = performance.now();
+      const result = await answer(k, history, text);
+      if (mine !== latest) return;
+      const ms = performance.now() - start;
+      if (result.answer === null) {
+        status.textContent = "That question is too long for the model's context of " +
+          `${loaded.meta.max_tokens} tokens.`;
+      } else {
+        const truth = truthOf(loaded, k, text, result.turns);
+        const right = truth === null ? "" : result.answer === truth || result.answer.split(" ").at(-1) === truth;
+        const extra = truth === null ? "" : `${right ? "✓" : "✗"} (right answer: ${truth})`;
+        transcript.append(line("you", text), line("model", result.answer, extra));
+        history = [...result.turns, [text, result.answer]];
+        status.textContent = `Answered in ${ms.toFixed(0)} ms in this browser` +
+          (result.turns.length ? `, after ${result.turns.length} earlier turn(s).` : ".");
+      }
+      api.ask.last = { scene: k, question: text, ...result };
+      Object.assign(root.dataset, { queryMs: ms.toFixed(1), asked: `${k}|${text}|${history.length}`, state: "ready" });
+    }
+
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      ask();
+    });
+    scene.addEventListener("change", () => showScene());
+    restart.addEventListener("click", () => {
+      history = [];
+      transcript.replaceChildren();
+      status.textContent = "A new conversation about the same scene.";
+    });
+
+    api.ask = { ready, nextLogits, answer, tokenize: (text) => ready.then((w) => tokenize(w.vocab, text)) };
+    ready.then(
+      async (loaded) => {
+        loaded.meta.scenes.forEach((info, k) => {
+          const kind = info.held_out ? "held-out pairs" : "seen pairs";
+          scene.append(element("option", { value: String(k) }, `${k + 1} (${kind})`));
+        });
+        scene.value = root.dataset.scene || "0";
+        await showScene();
+        root.dataset.loadMs = (performance.now() - startedAt).toFixed(0);
+        for (const control of [scene, question, button, restart]) control.removeAttribute("disabled");
+        return ask();
       },
       (error) => takeOver(root, status, error),
     );

@@ -4,10 +4,12 @@
 exports them to ONNX and writes each widget's ``reference.json``: for search (chapter 6.3)
 PyTorch's token ids, embedding and top 8 for fixed queries; for generate (chapter 6.2) the
 denoiser's outputs for fixed inputs, and PyTorch's samples and the judge's readings for fixed
-captions and seeds, from the browser's own noise. Here the built site, served on 127.0.0.1 with
-every other host refused, runs the same through the pages' forms (ONNX Runtime Web, in
-WebAssembly) and must agree within :data:`TOLERANCE`; the generated images are also graded by
-the book's judge in Python. The times it took are written to ``_build/widget-times.json``.
+captions and seeds, from the browser's own noise; for ask (chapter 6.1) the prompt ids,
+next-token logits and greedy answers for the shown scenes' captions, questions and
+follow-ups. Here the built site, served on 127.0.0.1 with every other host refused, runs the
+same through the pages' forms (ONNX Runtime Web, in WebAssembly) and must agree within
+:data:`TOLERANCE`; the generated images are also graded by the book's judge in Python. The
+times it took are written to ``_build/widget-times.json``.
 """
 
 import json
@@ -35,7 +37,8 @@ if find_chromium() is None:  # as in test_browser.py: a failure under CI, else a
 
 SEARCH_PAGE = "chapters/06_3_search"
 GENERATE_PAGE = "chapters/06_2_image_generation"
-PAGES = {"search": SEARCH_PAGE, "generate": GENERATE_PAGE}
+ASK_PAGE = "chapters/06_1_dialogue"
+PAGES = {"search": SEARCH_PAGE, "generate": GENERATE_PAGE, "ask": ASK_PAGE}
 TOLERANCE = 1e-4  # the issue's bound for a browser output against PyTorch's
 FIRST_RESULT_MS = 1000  # the issue's bound: first result within 1 s of the query
 TIMES = ROOT / "_build" / "widget-times.json"
@@ -418,5 +421,120 @@ def test_generate_widget_works_from_the_keyboard(browser, site_url):
     assert len(labels) == len(shown["faithful"]) == 4, labels
     assert all("the judge" in label for label in labels), labels
     assert "faithful" in shown["status"], shown["status"]
+    assert not trouble(reader), trouble(reader)
+    context.close()
+
+
+# ---------------------------------------------------------------- ask (chapter 6.1)
+@pytest.fixture(scope="module")
+def ask_tab(browser, site_url):
+    context, reader = open_page(browser, site_url, "ask")
+    reader.first = wait_ready(reader.page, widget="ask")
+    yield reader
+    context.close()
+
+
+def ask_in_form(page, scene: int, question: str, turns: int) -> str:
+    """Ask ``question`` in the form about the shown ``scene``; the model's answer as shown, once
+    the conversation has ``turns`` turns."""
+    page.locator("#mm-ask-question").fill(question)
+    page.locator(".mm-widget[data-widget=ask] button[type=submit]").click()
+    wait_ready(page, f"{scene}|{question.strip()}|{turns}", "ask", "asked")
+    return page.evaluate("() => window.mmWidgets.ask.last.answer")
+
+
+def test_ask_matches_pytorch(ask_tab, html_dir):
+    """For every scene's caption, first questions and follow-up: the browser's prompt ids are
+    Python's, its next-token logits PyTorch's within 1e-4 and its greedy answer PyTorch's; the
+    form gives the same answers, a follow-up after the model's own first answer."""
+    reference = json.loads(widget_file(html_dir, "ask", "reference.json").read_text("utf-8"))
+    page = ask_tab.page
+    problems = []
+    for case in reference:
+        got = page.evaluate(
+            "async (c) => await window.mmWidgets.ask.answer(c.scene, c.history, c.question)", case
+        )
+        name = f"scene {case['scene']}, {case['history']} {case['question']!r}"
+        if got["ids"] != case["ids"] or got["newTokens"] != case["new_tokens"]:
+            problems.append(
+                f"{name}: prompt {got['ids']} ({got['newTokens']} new), Python's {case['ids']}"
+            )
+            continue
+        gap = np.abs(np.array(got["firstLogits"]) - np.array(case["logits"])).max()
+        if gap > TOLERANCE:
+            problems.append(f"{name}: logits differ from PyTorch's by {gap:.2e}")
+        if got["answer"] != case["answer"]:
+            problems.append(f"{name}: answered {got['answer']!r}, PyTorch {case['answer']!r}")
+    follow = [case for case in reference if case["history"]]
+    assert follow and len(reference) >= 20
+    times = []
+    for case in follow[:4]:  # the form: pick the scene, a new conversation, two turns
+        page.locator("#mm-ask-scene").select_option(str(case["scene"]))
+        page.get_by_role("button", name="New conversation").click()
+        ((first, said),) = case["history"]
+        got_first = ask_in_form(page, case["scene"], first, 1)
+        got = ask_in_form(page, case["scene"], case["question"], 2)
+        times.append(
+            float(
+                page.evaluate(
+                    "() => document.querySelector('.mm-widget[data-widget=ask]').dataset.queryMs"
+                )
+            )
+        )
+        if (got_first, got) != (said, case["answer"]):
+            problems.append(
+                f"form, scene {case['scene']}: {(got_first, got)}, PyTorch {(said, case['answer'])}"
+            )
+    assert not problems, problems
+    assert not trouble(ask_tab), trouble(ask_tab)
+    report = {
+        "cases": len(reference),
+        "model load ms": ask_tab.first["loadMs"],
+        "first result ms (page's first question)": ask_tab.first["queryMs"],
+        "answer ms in the form, slowest": max(times),
+    }
+    record_times("ask", report)
+    assert ask_tab.first["queryMs"] < FIRST_RESULT_MS and max(times) < FIRST_RESULT_MS, report
+
+
+def test_ask_widget_loads_its_model_once(ask_tab):
+    names = ask_tab.page.evaluate(
+        "() => performance.getEntriesByType('resource').map((r) => r.name)"
+    )
+    for ending in ("next_token.onnx", ".wasm", "ort.wasm.min.js"):
+        assert sum(name.endswith(ending) for name in names) == 1, (ending, names)
+
+
+def test_ask_widget_works_from_the_keyboard(browser, site_url):
+    """Tab reaches the scene list, the arrow keys change the scene, Tab reaches the question,
+    typing and Enter answer; the scene is described for a screen reader, the status is live."""
+    context, reader = open_page(browser, site_url, "ask")
+    page = reader.page
+    wait_ready(page, widget="ask")
+    page.evaluate(
+        """() => {
+            const before = document.createElement('button');
+            before.id = 'mm-test-start';
+            before.textContent = 'start';
+            document.querySelector('.mm-widget[data-widget=ask]').before(before);
+            before.focus();
+        }"""
+    )
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.id") == "mm-ask-scene"
+    before = page.locator("#mm-ask-scene").input_value()
+    page.keyboard.press("ArrowDown")
+    scene = page.locator("#mm-ask-scene").input_value()
+    assert scene != before
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.id") == "mm-ask-question"
+    page.keyboard.type("how many shapes?")
+    page.keyboard.press("Enter")
+    wait_ready(page, f"{scene}|how many shapes?|1", "ask", "asked")
+    lines = page.locator(".mm-widget[data-widget=ask] ol.mm-transcript li").all_inner_texts()
+    assert len(lines) == 2 and lines[0].startswith("you:") and lines[1].startswith("model:"), lines
+    label = page.locator(".mm-widget[data-widget=ask] canvas").get_attribute("aria-label")
+    assert label and label.startswith(f"Scene {int(scene) + 1}"), label
+    assert page.locator(".mm-widget[data-widget=ask] .mm-status[role=status]").count() == 1
     assert not trouble(reader), trouble(reader)
     context.close()

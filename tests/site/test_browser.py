@@ -54,12 +54,10 @@ DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
 
-KNOWN_ERRORS = [
-    # sphinx-thebe 0.3.1 (from Jupyter Book 1) writes its inline <script> declaring
-    # `const THEBE_JS_URL` twice on every page, so the second one throws. Harmless: the book does
-    # not enable thebe (live code cells), which is all that script configures.
-    "Identifier 'THEBE_JS_URL' has already been declared",
-]
+# Console errors a page may show. None: sphinx-thebe's doubled inline script, which threw on
+# every page ("Identifier 'THEBE_JS_URL' has already been declared"), is written once by
+# book/_ext/unique_scripts.py.
+KNOWN_ERRORS: list[str] = []
 
 
 # ---------------------------------------------------------------- fixtures

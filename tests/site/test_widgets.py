@@ -117,6 +117,20 @@ def wait_ready(page, query: str | None = None, widget: str = "search", key: str 
     )
 
 
+def focus_just_before(page, widget: str) -> None:
+    """Focus a button placed just before the widget: where a keyboard user comes from."""
+    page.evaluate(
+        """(widget) => {
+            const before = document.createElement('button');
+            before.id = 'mm-test-start';
+            before.textContent = 'start';
+            document.querySelector(`.mm-widget[data-widget=${widget}]`).before(before);
+            before.focus();
+        }""",
+        widget,
+    )
+
+
 @pytest.fixture(scope="module")
 def search_tab(browser, site_url):
     context, reader = open_page(browser, site_url)
@@ -163,12 +177,20 @@ def test_search_matches_pytorch(search_tab, reference, html_dir):
     assert search_tab.first["queryMs"] < FIRST_RESULT_MS and ordered[-1] < FIRST_RESULT_MS, report
 
 
-def test_search_widget_loads_the_model_once(search_tab):
-    """One ONNX model, one WebAssembly module and one ONNX Runtime script per page."""
-    names = search_tab.page.evaluate(
-        "() => performance.getEntriesByType('resource').map((r) => r.name)"
-    )
-    for ending in ("text_encoder.onnx", ".wasm", "ort.wasm.min.js"):
+#: What each widget loads, once per page.
+LOADED_ONCE = {
+    "search": ("text_encoder.onnx",),
+    "generate": ("denoiser.onnx", "judge.onnx"),
+    "ask": ("next_token.onnx",),
+}
+
+
+@pytest.mark.parametrize("widget", sorted(PAGES))
+def test_each_widget_loads_its_models_once(request, widget):
+    """Its ONNX models, one WebAssembly module and one ONNX Runtime script per page."""
+    tab = request.getfixturevalue(f"{widget}_tab")
+    names = tab.page.evaluate("() => performance.getEntriesByType('resource').map((r) => r.name)")
+    for ending in (*LOADED_ONCE[widget], ".wasm", "ort.wasm.min.js"):
         assert sum(name.endswith(ending) for name in names) == 1, (ending, names)
 
 
@@ -195,15 +217,7 @@ def test_search_widget_works_from_the_keyboard(browser, site_url):
     context, reader = open_page(browser, site_url)
     page = reader.page
     wait_ready(page)
-    page.evaluate(  # a focusable element just before the widget: where a keyboard user comes from
-        """() => {
-            const before = document.createElement('button');
-            before.id = 'mm-test-start';
-            before.textContent = 'start';
-            document.querySelector('.mm-widget[data-widget=search]').before(before);
-            before.focus();
-        }"""
-    )
+    focus_just_before(page, "search")
     page.keyboard.press("Tab")
     assert page.evaluate("() => document.activeElement.id") == "mm-search-query"
     page.keyboard.press("Control+A")
@@ -382,29 +396,13 @@ def test_generate_matches_pytorch(generate_tab, generated, html_dir):
     assert first < FIRST_RESULT_MS and ordered[-1] < FIRST_RESULT_MS, report
 
 
-def test_generate_widget_loads_its_models_once(generate_tab):
-    names = generate_tab.page.evaluate(
-        "() => performance.getEntriesByType('resource').map((r) => r.name)"
-    )
-    for ending in ("denoiser.onnx", "judge.onnx", ".wasm", "ort.wasm.min.js"):
-        assert sum(name.endswith(ending) for name in names) == 1, (ending, names)
-
-
 def test_generate_widget_works_from_the_keyboard(browser, site_url):
     """Tab reaches the caption box, typing and Enter draw four samples, each described for a
     screen reader by what the judge reads, with a live status line."""
     context, reader = open_page(browser, site_url, "generate")
     page = reader.page
     wait_ready(page, widget="generate")
-    page.evaluate(
-        """() => {
-            const before = document.createElement('button');
-            before.id = 'mm-test-start';
-            before.textContent = 'start';
-            document.querySelector('.mm-widget[data-widget=generate]').before(before);
-            before.focus();
-        }"""
-    )
+    focus_just_before(page, "generate")
     page.keyboard.press("Tab")
     assert page.evaluate("() => document.activeElement.id") == "mm-generate-caption"
     page.keyboard.press("Control+A")
@@ -497,29 +495,13 @@ def test_ask_matches_pytorch(ask_tab, html_dir):
     assert ask_tab.first["queryMs"] < FIRST_RESULT_MS and max(times) < FIRST_RESULT_MS, report
 
 
-def test_ask_widget_loads_its_model_once(ask_tab):
-    names = ask_tab.page.evaluate(
-        "() => performance.getEntriesByType('resource').map((r) => r.name)"
-    )
-    for ending in ("next_token.onnx", ".wasm", "ort.wasm.min.js"):
-        assert sum(name.endswith(ending) for name in names) == 1, (ending, names)
-
-
 def test_ask_widget_works_from_the_keyboard(browser, site_url):
     """Tab reaches the scene list, the arrow keys change the scene, Tab reaches the question,
     typing and Enter answer; the scene is described for a screen reader, the status is live."""
     context, reader = open_page(browser, site_url, "ask")
     page = reader.page
     wait_ready(page, widget="ask")
-    page.evaluate(
-        """() => {
-            const before = document.createElement('button');
-            before.id = 'mm-test-start';
-            before.textContent = 'start';
-            document.querySelector('.mm-widget[data-widget=ask]').before(before);
-            before.focus();
-        }"""
-    )
+    focus_just_before(page, "ask")
     page.keyboard.press("Tab")
     assert page.evaluate("() => document.activeElement.id") == "mm-ask-scene"
     before = page.locator("#mm-ask-scene").input_value()

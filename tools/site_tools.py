@@ -102,8 +102,17 @@ def serve(directory: Path) -> Iterator[str]:
 
 
 def wait_until_rendered(page) -> None:
-    """Wait until MathJax has typeset (if the page loads it), fonts are in and images decoded."""
+    """Wait until MathJax has typeset (if the page loads it), fonts are in, images decoded and
+    Font Awesome has drawn its icons (its deferred script swaps each <i class="fa-..."> for an
+    <svg>, which on a busy machine can come after the load event; at most 10 s, after which the
+    page's checks report the icons left undrawn)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.wait_for_load_state("load")
+    try:
+        page.wait_for_function("() => !document.querySelector('i[class*=\"fa-\"]')", timeout=10_000)
+    except PlaywrightTimeout:
+        pass
     page.evaluate(
         """async () => {
             if (window.MathJax && MathJax.startup && MathJax.startup.promise) {

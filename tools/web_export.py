@@ -94,9 +94,6 @@ def export_search(dual, tokenizer, scenes, index, out: Path) -> dict:
     Returns the sizes written (bytes per file)."""
     import numpy as np
     import onnxruntime
-    from PIL import Image
-
-    from mmlib.data.tokenizer import _WORD
 
     dual = dual.cpu().eval()
     out.mkdir(parents=True, exist_ok=True)
@@ -129,22 +126,12 @@ def export_search(dual, tokenizer, scenes, index, out: Path) -> dict:
                 "ninth_similarity": float(similarity.topk(9).values[-1]),
             }
         )
-    images = (scenes.images[:GALLERY].clamp(0, 1) * 255).round().byte()  # (G, 3, H, W)
-    columns, size = 50, images.shape[-1]
-    rows = -(-len(images) // columns)
-    sheet = torch.zeros(3, rows * size, columns * size, dtype=torch.uint8)
-    for k, image in enumerate(images):
-        r, c = divmod(k, columns)
-        sheet[:, r * size : (r + 1) * size, c * size : (c + 1) * size] = image
-    png = io.BytesIO()
-    Image.fromarray(sheet.permute(1, 2, 0).numpy()).save(png, format="PNG", optimize=True)
+    columns = 50
     files = {
         "text_encoder.onnx": onnx_path.read_bytes(),
         "gallery.f32": gallery.numpy().astype("<f4").tobytes(),
-        "gallery.png": png.getvalue(),
-        "vocab.json": _json(
-            {"tokens": tokenizer.tokens, "unk_id": tokenizer.unk_id, "pattern": _WORD.pattern}
-        ),
+        "gallery.png": _sheet_png(scenes.images[:GALLERY], columns),
+        "vocab.json": _vocab_json(tokenizer),
         "captions.json": _json(scenes.captions[:GALLERY]),
         "reference.json": _json(reference),
         "meta.json": _json(
@@ -152,7 +139,7 @@ def export_search(dual, tokenizer, scenes, index, out: Path) -> dict:
                 "count": len(gallery),
                 "dim": gallery.shape[1],
                 "columns": columns,
-                "tile": size,
+                "tile": scenes.images.shape[-1],
                 "commit": commit(),
                 "chapter": "chapters/06_3_search.ipynb",
             }
@@ -266,7 +253,7 @@ def export_generate(denoiser, tokenizer, judge, captions, held_out, out: Path) -
     import numpy as np
     import onnxruntime
 
-    from mmlib.data.tokenizer import _WORD, Tokenizer
+    from mmlib.data.tokenizer import Tokenizer
     from mmlib.data.world import ATTRIBUTES
     from mmlib.models.flow import MIN_GAP, sample
 
@@ -343,9 +330,7 @@ def export_generate(denoiser, tokenizer, judge, captions, held_out, out: Path) -
     files = {
         "denoiser.onnx": (out / "denoiser.onnx").read_bytes(),
         "judge.onnx": (out / "judge.onnx").read_bytes(),
-        "vocab.json": _json(
-            {"tokens": tokenizer.tokens, "unk_id": tokenizer.unk_id, "pattern": _WORD.pattern}
-        ),
+        "vocab.json": _vocab_json(tokenizer),
         "reference.json": _json(reference),
         "meta.json": _json(
             {
@@ -354,7 +339,6 @@ def export_generate(denoiser, tokenizer, judge, captions, held_out, out: Path) -
                 "data_dim": data_dim,
                 "image": [3, side, side],
                 "vocab_size": vocab,
-                "pad_id": tokenizer.pad_id,
                 "attributes": {name: list(ATTRIBUTES[name]) for name in judge.attributes},
                 "judge": {"threshold": judge.threshold, "centres": judge.centres.tolist()},
                 "captions": [{"caption": c, "held_out": h} for c, h in shown.items()],
@@ -420,7 +404,6 @@ def export_ask(model, tokenizer, seen_scenes, held_scenes, out: Path) -> dict:
     the first :data:`ASK_SCENES` of each are shown. Returns the sizes written (bytes per file)."""
     import numpy as np
     import onnxruntime
-    from PIL import Image
 
     from mmlib.data.tasks import canonical_captions, follow_ups
 
@@ -431,7 +414,7 @@ def export_ask(model, tokenizer, seen_scenes, held_scenes, out: Path) -> dict:
     features = model.region_features(scenes.images)  # (S, 4, D)
     step = NextToken(model).eval()
     tokens = torch.export.Dim("tokens", min=1, max=model.max_tokens)
-    example = torch.tensor([tokenizer.encode("what colour is the circle?", add_bos=False) + [1]])
+    example = torch.tensor([tokenizer.encode("what colour is the circle?") + [tokenizer.bos_id]])
     _export_onnx(
         step, (features[:1], example), out / "next_token.onnx", ["features", "tokens"],
         ["logits"], ({}, {1: tokens}),
@@ -478,24 +461,11 @@ def export_ask(model, tokenizer, seen_scenes, held_scenes, out: Path) -> dict:
                     "answer": said,
                 }
             )
-    images = (scenes.images.clamp(0, 1) * 255).round().byte()  # (S, 3, H, W)
-    size = images.shape[-1]
-    sheet = images.permute(2, 0, 3, 1).reshape(size, len(images) * size, 3)  # one row of tiles
-    png = io.BytesIO()
-    Image.fromarray(sheet.numpy()).save(png, format="PNG", optimize=True)
     files = {
         "next_token.onnx": (out / "next_token.onnx").read_bytes(),
         "features.f32": features.numpy().astype("<f4").tobytes(),
-        "scenes.png": png.getvalue(),
-        "vocab.json": _json(
-            {
-                "tokens": tokenizer.tokens,
-                "unk_id": tokenizer.unk_id,
-                "pad_id": tokenizer.pad_id,
-                "bos_id": tokenizer.bos_id,
-                "eos_id": tokenizer.eos_id,
-            }
-        ),  # fmt: skip
+        "scenes.png": _sheet_png(scenes.images, columns=len(scenes)),  # one row of tiles
+        "vocab.json": _vocab_json(tokenizer),
         "reference.json": _json(reference),
         "meta.json": _json(
             {
@@ -508,7 +478,7 @@ def export_ask(model, tokenizer, seen_scenes, held_scenes, out: Path) -> dict:
                     }
                     for k, (h, c, qa) in enumerate(zip(held_out, captions, scenes.qa, strict=True))
                 ],
-                "tile": size,
+                "tile": scenes.images.shape[-1],
                 "features": list(features.shape[1:]),
                 "max_tokens": model.max_tokens,
                 "new_tokens": ASK_NEW_TOKENS,
@@ -520,6 +490,32 @@ def export_ask(model, tokenizer, seen_scenes, held_scenes, out: Path) -> dict:
     for name, data in files.items():
         (out / name).write_bytes(data)
     return {name: len(data) for name, data in files.items()}
+
+
+def _vocab_json(tokenizer) -> bytes:
+    """The tokenizer for the browser: its words in id order and the special tokens' ids (the
+    split into words is mmwidgets.js's, the same as mmlib.data.tokenizer.split_words)."""
+    special = {
+        f"{name}_id": getattr(tokenizer, f"{name}_id") for name in ("pad", "bos", "eos", "unk")
+    }
+    return _json({"tokens": list(tokenizer.tokens), **special})
+
+
+def _sheet_png(images: torch.Tensor, columns: int) -> bytes:
+    """Images ``(N, 3, S, S)`` in [0, 1] as one PNG, ``columns`` tiles to a row (the widgets cut
+    tile ``k`` out at row ``k // columns``, column ``k % columns``)."""
+    from PIL import Image
+
+    pixels = (images.clamp(0, 1) * 255).round().byte()
+    count, size = len(pixels), pixels.shape[-1]
+    rows = -(-count // columns)
+    sheet = torch.zeros(3, rows * size, columns * size, dtype=torch.uint8)
+    for k, image in enumerate(pixels):
+        r, c = divmod(k, columns)
+        sheet[:, r * size : (r + 1) * size, c * size : (c + 1) * size] = image
+    png = io.BytesIO()
+    Image.fromarray(sheet.permute(1, 2, 0).numpy()).save(png, format="PNG", optimize=True)
+    return png.getvalue()
 
 
 def _rounded(values: torch.Tensor):

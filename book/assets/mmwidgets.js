@@ -36,6 +36,24 @@
     return runtime;
   }
 
+  // One run of ONNX Runtime at a time on the page: a session refuses a second run while one
+  // is on, and the reader may type faster than the model answers.
+  let runs = Promise.resolve();
+  function runSession(session, feeds) {
+    const output = runs.then(() => session.run(feeds));
+    runs = output.catch(() => null);
+    return output;
+  }
+
+  function loadImage(url) {
+    return new Promise((resolve, reject) => {
+      const image = new Image();
+      image.onload = () => resolve(image);
+      image.onerror = () => reject(new Error(`${url} did not load`));
+      image.src = url;
+    });
+  }
+
   async function fetchOk(url) {
     const response = await fetch(url);
     if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
@@ -47,14 +65,6 @@
     for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
     if (text) node.textContent = text;
     return node;
-  }
-
-  // Why a widget cannot run here ("" when its own text says it), or null. From a file:// page
-  // the browser refuses to fetch the model, and the widget's text asks for `make serve`.
-  function cannotRun() {
-    if (typeof WebAssembly !== "object") return "This browser cannot run WebAssembly.";
-    if (location.protocol === "file:") return "";
-    return null;
   }
 
   // ------------------------------------------------------------ the tokenizer (mmlib.data.tokenizer)
@@ -70,11 +80,13 @@
     return (text.toLowerCase().match(WORD) || []).map((word) => ids.get(word) ?? vocab.unk_id);
   }
 
-  // The text of a widget that cannot run, or null when it can; marks the widget unavailable.
+  // Whether the widget cannot run here; if so it is marked unavailable and keeps the page's text
+  // (with the reason added where that text does not give it). From a file:// page the browser
+  // refuses to fetch the model, and the widget's text asks for `make serve`.
   function unavailable(root) {
-    const why = cannotRun();
-    if (why === null) return false;
-    if (why) root.querySelector(".mm-fallback")?.append(` ${why}`);
+    const noWasm = typeof WebAssembly !== "object";
+    if (!noWasm && location.protocol !== "file:") return false;
+    if (noWasm) root.querySelector(".mm-fallback")?.append(" This browser cannot run WebAssembly.");
     root.dataset.state = "unavailable";
     return true;
   }
@@ -128,12 +140,7 @@
         fetchOk(`${base}vocab.json`).then((r) => r.json()),
         fetchOk(`${base}captions.json`).then((r) => r.json()),
         fetchOk(`${base}gallery.f32`).then((r) => r.arrayBuffer()),
-        new Promise((resolve, reject) => {
-          const image = new Image();
-          image.onload = () => resolve(image);
-          image.onerror = () => reject(new Error("gallery.png did not load"));
-          image.src = `${base}gallery.png`;
-        }),
+        loadImage(`${base}gallery.png`),
       ]);
       const session = await ort.InferenceSession.create(`${base}text_encoder.onnx`, {
         executionProviders: ["wasm"],
@@ -141,15 +148,12 @@
       return { ort, meta, vocab, captions, vectors: new Float32Array(gallery), sheet, session };
     })();
 
-    let queue = Promise.resolve(); // one run of the session at a time
     async function embed(text) {
       const { ort, vocab, session } = await ready;
       const ids = tokenize(vocab, text);
       if (ids.length === 0) return null;
       const tokens = new ort.Tensor("int64", BigInt64Array.from(ids, BigInt), [1, ids.length]);
-      const output = queue.then(() => session.run({ tokens }));
-      queue = output.catch(() => null);
-      return (await output).text_vector.data; // Float32Array (dim,), unit length
+      return (await runSession(session, { tokens })).text_vector.data; // (dim,), unit length
     }
 
     // The k gallery images closest to `vector`, best first: [{id, similarity}].
@@ -259,7 +263,7 @@
   function bagOfWords(vocab, text, size) {
     const counts = new Float32Array(size);
     for (const id of tokenize(vocab, text)) counts[id] += 1;
-    counts[vocab.pad_id ?? 0] = 0;
+    counts[vocab.pad_id] = 0;
     return counts;
   }
 
@@ -329,18 +333,11 @@
       return { ort, meta, vocab, denoiser, judge };
     })();
 
-    let queue = Promise.resolve(); // one run of a session at a time
-    function run(session, feeds) {
-      const output = queue.then(() => session.run(feeds));
-      queue = output.catch(() => null);
-      return output;
-    }
-
     // The denoiser's clean predictions for rows of x_t (n, D), t (n,), cond (n, V), drop (n,).
     async function denoise(x, t, cond, drop) {
       const { ort, meta, denoiser } = await ready;
       const n = t.length;
-      const out = await run(denoiser, {
+      const out = await runSession(denoiser, {
         x_t: new ort.Tensor("float32", Float32Array.from(x), [n, meta.data_dim]),
         t: new ort.Tensor("float32", Float32Array.from(t), [n]),
         cond: new ort.Tensor("float32", Float32Array.from(cond), [n, meta.vocab_size]),
@@ -384,7 +381,7 @@
       const [channels, side] = [meta.image[0], meta.image[1]];
       const size = channels * side * side;
       const n = images.length / size;
-      const out = await run(judge, {
+      const out = await runSession(judge, {
         images: new ort.Tensor("float32", Float32Array.from(images), [n, channels, side, side]),
       });
       const names = Object.keys(meta.attributes); // the judge's heads, in order
@@ -522,12 +519,7 @@
         fetchOk(`${base}meta.json`).then((r) => r.json()),
         fetchOk(`${base}vocab.json`).then((r) => r.json()),
         fetchOk(`${base}features.f32`).then((r) => r.arrayBuffer()),
-        new Promise((resolve, reject) => {
-          const image = new Image();
-          image.onload = () => resolve(image);
-          image.onerror = () => reject(new Error("scenes.png did not load"));
-          image.src = `${base}scenes.png`;
-        }),
+        loadImage(`${base}scenes.png`),
       ]);
       const session = await ort.InferenceSession.create(`${base}next_token.onnx`, {
         executionProviders: ["wasm"],
@@ -535,7 +527,6 @@
       return { ort, meta, vocab, features: new Float32Array(features), sheet, session };
     })();
 
-    let queue = Promise.resolve(); // one run of the session at a time
     // The next token's logits (Float32Array V) for scene k and prompt ids.
     async function nextLogits(k, ids) {
       const { ort, meta, features, session } = await ready;
@@ -545,9 +536,7 @@
         features: new ort.Tensor("float32", features.slice(k * size, (k + 1) * size), [1, places, dim]),
         tokens: new ort.Tensor("int64", BigInt64Array.from(ids, BigInt), [1, ids.length]),
       };
-      const output = queue.then(() => session.run(feeds));
-      queue = output.catch(() => null);
-      return (await output).logits.data;
+      return (await runSession(session, feeds)).logits.data;
     }
 
     // tools/web_export.ask_prompt: earlier turns, the question and <bos>; the oldest turns are

@@ -131,12 +131,18 @@ def focus_just_before(page, widget: str) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def search_tab(browser, site_url):
-    context, reader = open_page(browser, site_url)
-    reader.first = wait_ready(reader.page)
+def widget_tab(browser, site_url, widget: str):
+    """A :class:`Reader` tab on the widget's page once the widget has shown its first results
+    (``reader.first``, what :func:`wait_ready` returned); closed after the module's tests."""
+    context, reader = open_page(browser, site_url, widget)
+    reader.first = wait_ready(reader.page, widget=widget)
     yield reader
     context.close()
+
+
+@pytest.fixture(scope="module")
+def search_tab(browser, site_url):
+    yield from widget_tab(browser, site_url, "search")
 
 
 def test_search_matches_pytorch(search_tab, reference, html_dir):
@@ -291,10 +297,7 @@ def generated(html_dir):
 
 @pytest.fixture(scope="module")
 def generate_tab(browser, site_url):
-    context, reader = open_page(browser, site_url, "generate")
-    reader.first = wait_ready(reader.page, widget="generate")
-    yield reader
-    context.close()
+    yield from widget_tab(browser, site_url, "generate")
 
 
 def python_judge(html_dir, meta: dict, images: np.ndarray) -> list[dict]:
@@ -426,10 +429,7 @@ def test_generate_widget_works_from_the_keyboard(browser, site_url):
 # ---------------------------------------------------------------- ask (chapter 6.1)
 @pytest.fixture(scope="module")
 def ask_tab(browser, site_url):
-    context, reader = open_page(browser, site_url, "ask")
-    reader.first = wait_ready(reader.page, widget="ask")
-    yield reader
-    context.close()
+    yield from widget_tab(browser, site_url, "ask")
 
 
 def ask_in_form(page, scene: int, question: str, turns: int) -> str:

@@ -264,3 +264,20 @@ def test_onnx_step_and_reference_answers_are_pytorchs(ask_export):
             max_new_tokens=case["new_tokens"],
         )
         assert said == [case["answer"]]
+
+
+def test_sheet_png_puts_tile_k_at_row_k_div_columns_and_column_k_mod_columns():
+    import io
+
+    from PIL import Image
+
+    from tools.web_export import _sheet_png
+
+    images = torch.rand(7, 3, 4, 4)
+    sheet = np.array(Image.open(io.BytesIO(_sheet_png(images, columns=3))))
+    assert sheet.shape == (3 * 4, 3 * 4, 3)  # 3 rows of 3 tiles, the last row one tile
+    pixels = (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    for k in range(7):
+        r, c = divmod(k, 3)
+        assert (sheet[r * 4 : (r + 1) * 4, c * 4 : (c + 1) * 4] == pixels[k]).all(), k
+    assert (sheet[8:, 4:] == 0).all()  # the empty places stay black

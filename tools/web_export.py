@@ -505,14 +505,10 @@ def _sheet_png(images: torch.Tensor, columns: int) -> bytes:
     """Images ``(N, 3, S, S)`` in [0, 1] as one PNG, ``columns`` tiles to a row (the widgets cut
     tile ``k`` out at row ``k // columns``, column ``k % columns``)."""
     from PIL import Image
+    from torchvision.utils import make_grid
 
     pixels = (images.clamp(0, 1) * 255).round().byte()
-    count, size = len(pixels), pixels.shape[-1]
-    rows = -(-count // columns)
-    sheet = torch.zeros(3, rows * size, columns * size, dtype=torch.uint8)
-    for k, image in enumerate(pixels):
-        r, c = divmod(k, columns)
-        sheet[:, r * size : (r + 1) * size, c * size : (c + 1) * size] = image
+    sheet = make_grid(pixels, nrow=columns, padding=0)  # (3, rows * S, columns * S), black fill
     png = io.BytesIO()
     Image.fromarray(sheet.permute(1, 2, 0).numpy()).save(png, format="PNG", optimize=True)
     return png.getvalue()
